@@ -1,0 +1,20 @@
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install test bench clean
+
+install:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+
+# pytest exits 5 when it collects no tests; that must fail the build, and it does (any non-zero exit).
+test:
+	$(BIN)/python -m pytest -q
+
+bench:
+	$(BIN)/python bench/bench_index.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,297 @@
+"""The library API: index, duplicates, info. The only module that composes the others; the CLI is a thin shell."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+
+from .catalog import Catalog
+from .errors import IndexUnreadable, SimfindError, UsageError
+from .group import complete_linkage
+from .hashing import content_hash, max_distance, similarity
+from .pipeline import Runner, make_runner, run
+from .records import DupesReport, Failure, Features, FileRef, Group, IndexedFile, IndexInfo, IndexReport, Member
+from .scan import scan
+
+# Tuned on ../shared/data/labelled (see README, "Choosing the threshold").
+DEFAULT_HASH_THRESHOLD = 0.85
+BY_CHOICES = ("auto", "exact", "hash", "clip")
+LOCK_NAME = "simfind.lock"
+LOCK_TIMEOUT_S = 300.0
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+Notify = Callable[[str], None]  # one-line warnings and notices
+
+
+class Interrupted(SimfindError):
+    """Ctrl-C during indexing. What finished is committed."""
+
+    exit_code = 130
+
+
+def default_index_dir() -> str:
+    from platformdirs import user_data_dir
+
+    return os.path.join(user_data_dir("simfind", appauthor=False), "index")
+
+
+def _quiet_progress(phase: str, done: int, total: int) -> None:
+    pass
+
+
+def _quiet_notify(message: str) -> None:
+    pass
+
+
+def _existing_roots(paths: Iterable[str]) -> list[str]:
+    roots = []
+    for p in paths:
+        if not os.path.exists(p):
+            raise UsageError(f"no such file or folder: {p}")
+        roots.append(os.path.abspath(p))
+    return roots
+
+
+def _lock(index_dir: str, notify: Notify):
+    from filelock import FileLock, Timeout
+
+    try:
+        os.makedirs(index_dir, exist_ok=True)
+    except OSError as e:
+        raise IndexUnreadable(f"cannot create the index folder {index_dir}: {e.strerror or e}") from None
+    lock = FileLock(os.path.join(index_dir, LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        notify(f"waiting for another simfind that is writing {index_dir} ...")
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT_S)
+        except Timeout:
+            raise IndexUnreadable(
+                f"another simfind has been writing {index_dir} for over {LOCK_TIMEOUT_S:.0f}s; "
+                "wait for it to finish or pass another --index"
+            ) from None
+    return lock
+
+
+def index(
+    paths: Sequence[str],
+    *,
+    index_dir: str,
+    workers: int | None = None,
+    hidden: bool = False,
+    exclude: Sequence[str] = (),
+    runner: Runner | None = None,
+    progress: Progress = _quiet_progress,
+    notify: Notify = _quiet_notify,
+) -> IndexReport:
+    """Bring the index up to date with `paths`: new and changed files are decoded, unchanged ones only stat'ed,
+    renamed ones (same bytes) moved without decoding, vanished ones removed."""
+    roots = _existing_roots(paths)
+    found = scan(roots, hidden=hidden, exclude=exclude)
+    lock = _lock(index_dir, notify)
+    try:
+        with Catalog.open(index_dir, create=True) as catalog:
+            return _update(catalog, roots, found.files, found.failures, runner or make_runner(workers), progress)
+    finally:
+        lock.release()
+
+
+def _update(
+    catalog: Catalog,
+    roots: list[str],
+    files: list[FileRef],
+    scan_failures: list[Failure],
+    runner: Runner,
+    progress: Progress,
+) -> IndexReport:
+    known = catalog.stat_rows(roots)
+    on_disk = {f.path for f in files} | {f.ref.path for f in scan_failures}
+    gone = {p: row for p, row in known.items() if p not in on_disk}
+    todo: list[FileRef] = []
+    unchanged = added = updated = 0
+    new_files: list[FileRef] = []
+    for f in files:
+        row = known.get(f.path)
+        if row is None:
+            new_files.append(f)
+        elif row[1] == f.size and row[2] == f.mtime_ns:
+            unchanged += 1
+        else:
+            todo.append(f)
+            updated += 1
+
+    renames = _find_renames(new_files, gone)
+    renamed_new = {new for _old, new, _s, _m in renames}
+    renamed_old = {old for old, _new, _s, _m in renames}
+    for f in new_files:
+        if f.path not in renamed_new:
+            todo.append(f)
+            added += 1
+    removals = [p for p in gone if p not in renamed_old]
+    catalog.move(renames, removals)
+    if scan_failures:
+        catalog.write(scan_failures)
+
+    failures: list[Failure] = list(scan_failures)
+    done = 0
+    progress("index", 0, len(todo))
+    try:
+        for batch in run(todo, runner):
+            catalog.write(batch)
+            failures += [r for r in batch if isinstance(r, Failure)]
+            done += len(batch)
+            progress("index", done, len(todo))
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: {done} of {len(todo)} files were indexed and kept; run the same command again to finish"
+        ) from None
+    return IndexReport(
+        scanned=len(files),
+        unchanged=unchanged,
+        added=added,
+        updated=updated,
+        renamed=len(renames),
+        removed=len(removals),
+        failed=len(failures),
+        failures=tuple(failures),
+    )
+
+
+def _find_renames(
+    new_files: list[FileRef], gone: dict[str, tuple[int, int, int, bytes | None]]
+) -> list[tuple[str, str, int, int]]:
+    """Match new paths to vanished ones by size, then by the bytes' hash: a rename costs a read, not a decode."""
+    by_size: dict[int, list[tuple[str, bytes]]] = defaultdict(list)
+    for path, (_id, size, _mtime, chash) in gone.items():
+        if chash is not None:
+            by_size[size].append((path, chash))
+    renames = []
+    for f in new_files:
+        candidates = by_size.get(f.size)
+        if not candidates:
+            continue
+        try:
+            with open(f.path, "rb") as fh:
+                digest = content_hash(fh.read())
+        except OSError:
+            continue  # the pipeline will record why it cannot be read
+        for k, (old, chash) in enumerate(candidates):
+            if chash == digest:
+                renames.append((old, f.path, f.size, f.mtime_ns))
+                del candidates[k]
+                break
+    return renames
+
+
+def duplicates(
+    *,
+    index_dir: str,
+    paths: Sequence[str] = (),
+    threshold: float | None = None,
+    by: str = "auto",
+    between: tuple[str, str] | None = None,
+    workers: int | None = None,
+    progress: Progress = _quiet_progress,
+    notify: Notify = _quiet_notify,
+) -> DupesReport:
+    """Groups of duplicates among indexed files (under `paths` where given; those are indexed first)."""
+    if by not in BY_CHOICES:
+        raise UsageError(f"--by must be one of {', '.join(BY_CHOICES)}, not {by!r}")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise UsageError(f"--threshold must be a similarity between 0 and 1, not {threshold}")
+    scope = list(paths) + (list(between) if between else [])
+    if scope:
+        index(scope, index_dir=index_dir, workers=workers, progress=progress, notify=notify)
+    roots = _existing_roots(scope) if scope else None
+    with Catalog.open(index_dir, create=False) as catalog:
+        files = catalog.indexed_files(roots)
+        errors = len(catalog.errors(roots))
+    if by == "clip":
+        raise SimfindError("this index has no CLIP embeddings; use --by hash or --by exact")
+    used_by = "hash" if by == "auto" else by
+    if used_by == "exact":
+        threshold = 1.0
+    elif threshold is None:
+        threshold = DEFAULT_HASH_THRESHOLD
+    progress("group", 0, 1)
+    groups = _group(files, threshold, near=used_by == "hash")
+    if between:
+        a, b = (_existing_roots([p])[0] for p in between)
+        groups = [g for g in groups if _spans(g, a, b)]
+    progress("group", 1, 1)
+    return DupesReport(threshold=threshold, by=used_by, groups=tuple(groups), files=len(files), errors=errors)
+
+
+def _is_under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _spans(group: Group, a: str, b: str) -> bool:
+    paths = [m.file.path for m in group.members]
+    return any(_is_under(p, a) for p in paths) and any(_is_under(p, b) for p in paths)
+
+
+def _group(files: list[IndexedFile], threshold: float, *, near: bool) -> list[Group]:
+    # Exact copies collapse into one node; near pairs are searched between nodes.
+    by_content: dict[bytes, list[IndexedFile]] = defaultdict(list)
+    for f in files:
+        by_content[f.content_hash].append(f)
+    nodes = list(by_content.values())
+    clusters: list[list[int]]
+    if near and len(nodes) > 1:
+        import numpy as np
+
+        from .vectors import hash_pairs
+
+        codes = np.frombuffer(b"".join(n[0].phash for n in nodes), dtype=np.uint8).reshape(len(nodes), -1)
+        pairs = hash_pairs(codes, max_distance(threshold))
+        bits = codes.shape[1] * 8
+        clusters = complete_linkage(len(nodes), ((i, j, 1.0 - d / bits) for i, j, d in pairs))
+    else:
+        clusters = []
+    in_cluster = {i for c in clusters for i in c}
+    clusters += [[i] for i, n in enumerate(nodes) if len(n) > 1 and i not in in_cluster]
+    groups = [_make_group([f for i in c for f in nodes[i]]) for c in clusters]
+    groups.sort(key=lambda g: (-g.wasted_bytes, g.keep.path))
+    return groups
+
+
+def _keeper_key(f: IndexedFile):
+    """Largest pixel count, then largest file, then oldest, then path (deterministic)."""
+    return (-f.pixels, -f.size, f.mtime_ns, f.path)
+
+
+def _make_group(files: list[IndexedFile]) -> Group:
+    keep = min(files, key=_keeper_key)
+    others = [
+        Member(f, 1.0 if f.content_hash == keep.content_hash else similarity(keep.phash, f.phash))
+        for f in files
+        if f is not keep
+    ]
+    others.sort(key=lambda m: (-m.similarity, m.file.path))
+    return Group((Member(keep, 1.0), *others))
+
+
+def info(index_dir: str, *, errors_limit: int | None = None) -> IndexInfo:
+    with Catalog.open(index_dir, create=False) as catalog:
+        counts = catalog.counts()
+        error_files = catalog.errors()
+        model = catalog.get_meta("model")
+        schema = int(catalog.get_meta("schema_version") or 0)
+    size = 0
+    for entry in os.scandir(index_dir):
+        if entry.is_file(follow_symlinks=False):
+            size += entry.stat().st_size
+    return IndexInfo(
+        index=os.path.abspath(index_dir),
+        files=counts["files"],
+        errors=counts["errors"],
+        hashed=counts["hashed"],
+        embedded=0,
+        model=model,
+        bytes=size,
+        schema_version=schema,
+        error_files=tuple(error_files[:errors_limit] if errors_limit else error_files),
+    )

@@ -1,0 +1,190 @@
+"""The SQLite catalog: one row per file (features or the reason it failed), a meta table, numbered migrations.
+
+SQLite gives the atomicity: every batch is one transaction, so a crash or Ctrl-C leaves the catalog as of the
+last committed batch, never half-written. WAL mode lets readers (`dupes`, `info`) run beside one writer.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+
+from .errors import IndexMissing, IndexUnreadable
+from .records import Failure, Features, IndexedFile
+
+CATALOG_NAME = "catalog.sqlite"
+
+# Numbered migrations: MIGRATIONS[i] takes the schema from version i to i + 1. Append only.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        content_hash BLOB,
+        width INTEGER,
+        height INTEGER,
+        phash BLOB,
+        error TEXT,
+        indexed_at REAL NOT NULL
+        )""",
+        "CREATE INDEX files_content_hash ON files (content_hash)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_FILE_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, phash"
+
+
+def under_clause(roots: Sequence[str]) -> tuple[str, list[str]]:
+    """SQL matching paths equal to or below any root, using the path index (no LIKE escaping pitfalls)."""
+    parts, args = [], []
+    for root in roots:
+        root = root.rstrip(os.sep) or os.sep
+        prefix = root if root.endswith(os.sep) else root + os.sep
+        # every path below `prefix` sorts in [prefix, prefix + chr(0x10FFFF))
+        parts.append("(path = ? OR (path >= ? AND path < ?))")
+        args += [root, prefix, prefix + "\U0010ffff"]
+    return "(" + " OR ".join(parts) + ")", args
+
+
+class Catalog:
+    def __init__(self, conn: sqlite3.Connection, path: str):
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, index_dir: str, *, create: bool) -> Catalog:
+        path = os.path.join(index_dir, CATALOG_NAME)
+        if not os.path.exists(path):
+            if not create:
+                raise IndexMissing(f"no index at {index_dir}: run `simfind index DIR --index {index_dir}` first")
+            try:
+                os.makedirs(index_dir, exist_ok=True)
+            except OSError as e:
+                raise IndexUnreadable(f"cannot create the index folder {index_dir}: {e.strerror or e}") from None
+        try:
+            conn = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            catalog = cls(conn, path)
+            catalog._migrate()
+        except sqlite3.DatabaseError as e:
+            raise IndexUnreadable(
+                f"the index catalog {path} cannot be read ({e}); delete the folder or pass another --index"
+            ) from None
+        return catalog
+
+    def _migrate(self) -> None:
+        while True:
+            with self.transaction():  # the version is read under the write lock: two processes never both migrate
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise IndexUnreadable(
+                        f"the index at {os.path.dirname(self.path)} was written by a newer simfind "
+                        f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade simfind or use another --index"
+                    )
+                if version == SCHEMA_VERSION:
+                    return
+                for statement in MIGRATIONS[version]:
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {version + 1}")
+                self.set_meta("schema_version", str(version + 1))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def transaction(self):
+        return _Transaction(self.conn)
+
+    # -- meta
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- reads
+    def stat_rows(self, roots: Sequence[str]) -> dict[str, tuple[int, int, int, bytes | None]]:
+        """path -> (id, size, mtime_ns, content_hash) for every catalogued path under `roots`."""
+        clause, args = under_clause(roots)
+        rows = self.conn.execute(f"SELECT path, id, size, mtime_ns, content_hash FROM files WHERE {clause}", args)
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def indexed_files(self, roots: Sequence[str] | None = None) -> list[IndexedFile]:
+        sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE error IS NULL"
+        args: list[str] = []
+        if roots:
+            clause, args = under_clause(roots)
+            sql += f" AND {clause}"
+        return [IndexedFile(*row) for row in self.conn.execute(sql + " ORDER BY path", args)]
+
+    def errors(self, roots: Sequence[str] | None = None) -> list[tuple[str, str]]:
+        sql = "SELECT path, error FROM files WHERE error IS NOT NULL"
+        args: list[str] = []
+        if roots:
+            clause, args = under_clause(roots)
+            sql += f" AND {clause}"
+        return list(self.conn.execute(sql + " ORDER BY path", args))
+
+    def counts(self) -> dict[str, int]:
+        row = self.conn.execute(
+            "SELECT COUNT(*) FILTER (WHERE error IS NULL), COUNT(*) FILTER (WHERE error IS NOT NULL),"
+            " COUNT(phash) FROM files"
+        ).fetchone()
+        return {"files": row[0], "errors": row[1], "hashed": row[2]}
+
+    # -- writes (each call is one transaction)
+    def write(self, results: Iterable[Features | Failure]) -> None:
+        now = time.time()
+        rows = []
+        for r in results:
+            if isinstance(r, Features):
+                rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, r.content_hash, r.width, r.height, r.phash, None, now))
+            else:
+                rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, None, None, None, None, r.reason, now))
+        with self.transaction():
+            self.conn.executemany(
+                """INSERT INTO files (path, size, mtime_ns, content_hash, width, height, phash, error, indexed_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
+                     content_hash = excluded.content_hash, width = excluded.width, height = excluded.height,
+                     phash = excluded.phash, error = excluded.error, indexed_at = excluded.indexed_at""",
+                rows,
+            )
+
+    def move(self, renames: Iterable[tuple[str, str, int, int]], removals: Iterable[str]) -> None:
+        """Apply renames (old_path, new_path, size, mtime_ns) and removals in one transaction."""
+        with self.transaction():
+            self.conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in removals))
+            self.conn.executemany(
+                "UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE path = ?",
+                ((new, size, mtime, old) for old, new, size, mtime in renames),
+            )
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+        return False

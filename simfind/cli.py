@@ -1,0 +1,304 @@
+"""The command line: parse, make one library call, render, map errors to exit codes. No logic of its own."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+from .errors import SimfindError, UsageError
+
+_DEBUG_ENV = "SIMFIND_DEBUG"
+
+
+def _err(message: str) -> None:
+    click.echo(f"simfind: {message}", err=True)
+
+
+class _Group(TyperGroup):
+    """Every failure becomes one line on stderr and an exit code (SPEC); never a traceback."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "simfind", complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:
+            click.echo(e.format_message(), err=True)
+            sys.exit(2)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx else "simfind"
+            _err(f"error: {e.format_message()} (see '{where} --help')")
+            sys.exit(2)
+        except click.ClickException as e:
+            _err(f"error: {e.format_message()}")
+            sys.exit(e.exit_code)
+        except SimfindError as e:
+            _err(("" if e.exit_code == 130 else "error: ") + str(e))
+            sys.exit(e.exit_code)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            _err("interrupted")
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.stderr.close()  # stdout went away (| head): stop quietly
+            sys.exit(1)
+        except Exception as e:  # a bug: still one line, with a way to see more
+            if os.environ.get(_DEBUG_ENV):
+                raise
+            _err(f"internal error: {type(e).__name__}: {e} (run with {_DEBUG_ENV}=1 for details, and please report it)")
+            sys.exit(3)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="simfind",
+    help="Find duplicate and near-duplicate images: byte copies, re-encodes, resizes and edited copies.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class InfoFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+class By(str, Enum):
+    auto = "auto"
+    exact = "exact"
+    hash = "hash"
+    clip = "clip"
+
+
+def _default_index() -> str:
+    from .api import default_index_dir
+
+    return default_index_dir()
+
+
+IndexOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--index",
+        envvar="SIMFIND_INDEX",
+        help="Index folder (env SIMFIND_INDEX). Default: a per-user data folder.",
+        show_default=False,
+        file_okay=False,
+    ),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, no summary on stderr.")]
+WorkersOpt = Annotated[
+    Optional[int], typer.Option("--workers", "-j", min=1, help="Worker processes. Default: all cores.", show_default=False)
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        click.echo(f"simfind {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Find duplicate and near-duplicate images.
+
+    Index folders once (`simfind index DIR`), then ask for duplicate groups (`simfind dupes`).
+    Re-indexing only reads what changed.
+    """
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@contextmanager
+def _progress(quiet: bool):
+    """A progress callback for the library: rich bars on stderr when it is a terminal, else nothing."""
+    console = _stderr_console()
+    if quiet or not console.is_terminal:
+        yield lambda phase, done, total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    labels = {"index": "indexing", "group": "grouping"}
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(labels.get(phase, phase), total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield update
+
+
+def _notify(quiet: bool):
+    def notify(message: str) -> None:
+        if not quiet:
+            _err(message)
+
+    return notify
+
+
+def _write_output(text: str, output: Optional[Path]) -> None:
+    """Write to stdout, or atomically to `output` (a temp file renamed into place)."""
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    target = output.expanduser().resolve()
+    if not target.parent.is_dir():
+        raise UsageError(f"cannot write {output}: folder {target.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _render_table(draw, output: Optional[Path]) -> None:
+    from rich.console import Console
+
+    if output is None:
+        draw(Console())
+        return
+    import io
+
+    buf = io.StringIO()
+    draw(Console(file=buf, width=200, color_system=None, force_terminal=False))
+    _write_output(buf.getvalue(), output)
+
+
+@app.command("index")
+def index_cmd(
+    dirs: Annotated[list[Path], typer.Argument(help="Folders (or image files) to index.", exists=True, show_default=False)],
+    index: IndexOpt = None,
+    no_clip: Annotated[bool, typer.Option("--no-clip", help="Hashes only (this version always indexes hash-only).")] = False,
+    workers: WorkersOpt = None,
+    exclude: Annotated[
+        Optional[list[str]], typer.Option("--exclude", help="Skip paths matching this glob (repeatable).", show_default=False)
+    ] = None,
+    hidden: Annotated[bool, typer.Option("--hidden", help="Include hidden files and folders.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Index images under DIRS: content hash, size and perceptual hash of each, in an on-disk index.
+
+    Unchanged files are only stat'ed; renamed files are recognised by their bytes; files gone from
+    disk leave the index. Unreadable or corrupt files are recorded (see `simfind info --errors`).
+    """
+    from . import api
+    from .render import index_summary
+
+    index_dir = str(index or _default_index())
+    with _progress(quiet) as progress:
+        report = api.index(
+            [str(d) for d in dirs], index_dir=index_dir, workers=workers, hidden=hidden, exclude=exclude or (),
+            progress=progress, notify=_notify(quiet),
+        )
+    if not quiet:
+        _err(index_summary(report, index_dir))
+
+
+@app.command("dupes")
+def dupes_cmd(
+    paths: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="Report only files under these paths (indexed first where needed).", exists=True, show_default=False),
+    ] = None,
+    index: IndexOpt = None,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option(
+            "--threshold", "-t", min=0.0, max=1.0,
+            help="Similarity in [0, 1] a pair needs to count (1.0 = identical). Default: tuned per --by.",
+            show_default=False,
+        ),
+    ] = None,
+    by: Annotated[By, typer.Option("--by", help="Evidence: exact bytes, perceptual hash, CLIP, or all the index has.")] = By.auto,
+    between: Annotated[
+        Optional[tuple[Path, Path]],
+        typer.Option("--between", help="Only groups with files under both DIR_A and DIR_B (e.g. train/test leakage).",
+                     metavar="DIR_A DIR_B", exists=True, show_default=False),
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE.", dir_okay=False, show_default=False)] = None,
+    fail_on_dupes: Annotated[bool, typer.Option("--fail-on-dupes", help="Exit 1 if any group is found (for CI).")] = False,
+    workers: WorkersOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Report groups of duplicate images. Each group names the file to keep (most pixels, then largest
+    file, then oldest) and each other file's similarity to it."""
+    from . import api
+    from .render import dupes_csv, dupes_json, dupes_summary, dupes_table
+
+    index_dir = str(index or _default_index())
+    with _progress(quiet) as progress:
+        report = api.duplicates(
+            index_dir=index_dir, paths=[str(p) for p in paths or []], threshold=threshold, by=by.value,
+            between=(str(between[0]), str(between[1])) if between else None, workers=workers,
+            progress=progress, notify=_notify(quiet),
+        )
+    if fmt is Format.json:
+        _write_output(dupes_json(report), output)
+    elif fmt is Format.csv:
+        _write_output(dupes_csv(report), output)
+    else:
+        _render_table(lambda console: dupes_table(report, console), output)
+    if fmt is not Format.table and not quiet:
+        _err(dupes_summary(report))
+    if fail_on_dupes and report.groups:
+        raise typer.Exit(1)
+
+
+@app.command("info")
+def info_cmd(
+    index: IndexOpt = None,
+    errors: Annotated[bool, typer.Option("--errors", help="List the files that could not be read, with the reason.")] = False,
+    fmt: Annotated[InfoFormat, typer.Option("--format", "-f", help="Output format.")] = InfoFormat.table,
+) -> None:
+    """What the index holds: files, errors, hashes, embeddings, model, size on disk."""
+    import json
+
+    from . import api
+    from .render import info_dict, info_table
+
+    result = api.info(str(index or _default_index()))
+    if fmt is InfoFormat.json:
+        _write_output(json.dumps(info_dict(result, errors), indent=2) + "\n", None)
+    else:
+        _render_table(lambda console: info_table(result, console, errors), None)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,129 @@
+"""FileRef -> a small RGB image (or a Failure with a reason).
+
+Each file is read once: the caller hashes the same bytes for exact-copy detection. JPEGs are decoded
+in draft mode (DCT scaling, 1/2 to 1/8) to the smallest size the features need; EXIF orientation is
+applied; every Pillow mode becomes RGB (alpha composited over white, 16-bit and float scaled to 8-bit).
+Animated GIF/WebP give their first frame; HEIC/HEIF/AVIF come through pillow-heif.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+try:  # HEIC/HEIF (iPhone photos) and AVIF
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - declared dependency; a broken install still indexes the rest
+    pass
+
+_ORIENTATION_TAG = 0x0112
+_SWAPS_AXES = {5, 6, 7, 8}
+_BACKGROUND = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    image: Image.Image  # RGB, small (draft-decoded), orientation applied
+    width: int  # full size as displayed
+    height: int
+
+
+class DecodeError(Exception):
+    """Raised with a reason a user can read; the pipeline records it as a Failure."""
+
+
+def decode(data: bytes, draft_size: int) -> Decoded:
+    """Decode image bytes. Raises DecodeError with a readable reason for anything that is not a usable image."""
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DecompressionBombWarning for big-but-allowed photos, EXIF noise
+        try:
+            img = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as e:
+            raise DecodeError(f"image too large, refused as a possible decompression bomb ({e})") from None
+        except UnidentifiedImageError:
+            raise DecodeError("not an image Pillow can read (unknown or corrupt format)") from None
+        try:
+            width, height = img.size
+            orientation = _orientation(img)
+            if orientation in _SWAPS_AXES:
+                width, height = height, width
+            if getattr(img, "is_animated", False):
+                img.seek(0)
+            if img.format == "JPEG":
+                img.draft(None, (draft_size, draft_size))
+            img.load()
+            if orientation not in (None, 1):
+                img = ImageOps.exif_transpose(img)
+            rgb = to_rgb(img)
+        except Image.DecompressionBombError as e:
+            raise DecodeError(f"image too large, refused as a possible decompression bomb ({e})") from None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError) as e:
+            raise DecodeError(_reason(e)) from None
+        except MemoryError:
+            raise DecodeError("out of memory decoding this image") from None
+    return Decoded(rgb, width, height)
+
+
+def _orientation(img: Image.Image) -> int | None:
+    try:
+        return img.getexif().get(_ORIENTATION_TAG)
+    except Exception:  # a broken EXIF block must not lose the picture
+        return None
+
+
+def _reason(e: BaseException) -> str:
+    msg = str(e).strip() or type(e).__name__
+    if "truncated" in msg:
+        return f"truncated image data ({msg})"
+    return f"corrupt image data ({msg})"
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB. Transparency is composited over white; high bit depths are scaled, not clipped."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode.startswith("I") or mode == "F":
+        return _high_depth_to_l(img).convert("RGB")
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("PA", "LA", "La", "RGBa"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        background = Image.new("RGB", img.size, _BACKGROUND)
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("LAB", "HSV", "YCbCr"):
+        return _via_array(img)
+    return img.convert("RGB")
+
+
+def _high_depth_to_l(img: Image.Image) -> Image.Image:
+    arr = np.asarray(img).astype(np.float64)
+    if img.mode.startswith("I;16"):
+        arr = arr / 257.0
+    elif img.mode == "F" and arr.size and np.nanmax(arr) <= 1.0:
+        arr = arr * 255.0
+    elif arr.size and np.nanmax(arr) > 255:
+        arr = arr / (65535.0 if np.nanmax(arr) <= 65535 else np.nanmax(arr)) * 255.0
+    return Image.fromarray(np.clip(np.nan_to_num(arr), 0, 255).astype(np.uint8), "L")
+
+
+def _via_array(img: Image.Image) -> Image.Image:
+    if img.mode == "LAB":
+        from PIL import ImageCms
+
+        return ImageCms.applyTransform(
+            img, ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), "LAB", "RGB")
+        )
+    return img.convert("RGB")

@@ -1,0 +1,23 @@
+"""The errors simfind's library raises. Only the CLI turns them into messages and exit codes."""
+
+from __future__ import annotations
+
+
+class SimfindError(Exception):
+    """A failure the user must fix; the message is one line that names the fix."""
+
+    exit_code = 3
+
+
+class UsageError(SimfindError):
+    """A bad argument: a missing folder, an out-of-range value, an unknown format."""
+
+    exit_code = 2
+
+
+class IndexMissing(SimfindError):
+    """No index where one was expected."""
+
+
+class IndexUnreadable(SimfindError):
+    """The index exists but cannot be read (corrupt, newer schema, locked for too long)."""

@@ -1,0 +1,36 @@
+"""Content hashes (exact copies) and perceptual hashes (same picture, different bytes)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+HASH_BITS = 64
+
+
+def content_hash(data: bytes) -> bytes:
+    """128-bit BLAKE2b of the file's bytes: equal digests mean byte-identical files."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def perceptual_hash(image: Image.Image) -> bytes:
+    """imagehash's 64-bit pHash, packed to 8 bytes (the layout FAISS binary indexes take)."""
+    bits = imagehash.phash(image).hash.reshape(-1)
+    return np.packbits(bits).tobytes()
+
+
+def similarity(a: bytes, b: bytes) -> float:
+    """1 - hamming/64: 1.0 is the same hash."""
+    return 1.0 - hamming(a, b) / HASH_BITS
+
+
+def hamming(a: bytes, b: bytes) -> int:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+
+
+def max_distance(threshold: float) -> int:
+    """The largest hamming distance whose similarity is at or above `threshold`."""
+    return int(np.floor((1.0 - threshold) * HASH_BITS + 1e-9))

@@ -1,0 +1,115 @@
+"""Plain values that flow through simfind: scan -> decode -> features -> store -> group -> render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file found on disk: what `stat` says, before anything is read."""
+
+    path: str  # absolute
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A file that could not be indexed, and why. Recorded, counted and listed; never silently dropped."""
+
+    ref: FileRef
+    reason: str
+
+
+@dataclass(frozen=True)
+class Features:
+    """What indexing learns about one image."""
+
+    ref: FileRef
+    content_hash: bytes  # digest of the file's bytes: exact copies
+    width: int  # as displayed (EXIF orientation applied)
+    height: int
+    phash: bytes  # 64-bit imagehash pHash, 8 bytes big-endian
+
+
+@dataclass(frozen=True)
+class IndexedFile:
+    """One file as the catalog holds it."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: bytes
+    width: int
+    height: int
+    phash: bytes
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class Member:
+    """A file in a duplicate group, with its similarity to the group's keeper."""
+
+    file: IndexedFile
+    similarity: float
+
+
+@dataclass(frozen=True)
+class Group:
+    """Files that are the same picture. members[0] is the one to keep (similarity 1.0)."""
+
+    members: tuple[Member, ...]
+
+    @property
+    def keep(self) -> IndexedFile:
+        return self.members[0].file
+
+    @property
+    def wasted_bytes(self) -> int:
+        return sum(m.file.size for m in self.members[1:])
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What one `index` run did."""
+
+    scanned: int
+    unchanged: int
+    added: int
+    updated: int
+    renamed: int
+    removed: int
+    failed: int
+    failures: tuple[Failure, ...]
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class DupesReport:
+    threshold: float
+    by: str
+    groups: tuple[Group, ...]
+    files: int
+    errors: int
+
+    @property
+    def duplicates(self) -> int:
+        return sum(len(g.members) - 1 for g in self.groups)
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    index: str
+    files: int
+    errors: int
+    hashed: int
+    embedded: int
+    model: str | None
+    bytes: int
+    schema_version: int
+    error_files: tuple[tuple[str, str], ...]
