@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from .catalog import Catalog
 from .errors import IndexUnreadable, SimfindError, UsageError
 from .group import complete_linkage
 from .hashing import content_hash, max_distance, similarity
-from .pipeline import Runner, make_runner, run
-from .records import DupesReport, Failure, Features, FileRef, Group, IndexedFile, IndexInfo, IndexReport, Member
+from .records import DupesReport, Failure, FileRef, Group, IndexedFile, IndexInfo, IndexReport, Member
 from .scan import scan
+
+if TYPE_CHECKING:
+    from .pipeline import Runner
 
 # Tuned on ../shared/data/labelled (see README, "Choosing the threshold").
 DEFAULT_HASH_THRESHOLD = 0.85
@@ -93,7 +96,7 @@ def index(
     lock = _lock(index_dir, notify)
     try:
         with Catalog.open(index_dir, create=True) as catalog:
-            return _update(catalog, roots, found.files, found.failures, runner or make_runner(workers), progress)
+            return _update(catalog, roots, found.files, found.failures, runner, workers, progress)
     finally:
         lock.release()
 
@@ -103,7 +106,8 @@ def _update(
     roots: list[str],
     files: list[FileRef],
     scan_failures: list[Failure],
-    runner: Runner,
+    runner: Runner | None,
+    workers: int | None,
     progress: Progress,
 ) -> IndexReport:
     known = catalog.stat_rows(roots)
@@ -138,7 +142,13 @@ def _update(
     done = 0
     progress("index", 0, len(todo))
     try:
-        for batch in run(todo, runner):
+        if todo:  # decoding pulls in PIL, numpy, imagehash and a process pool: only when there is work
+            from .pipeline import make_runner, run
+
+            batches = run(todo, runner or make_runner(workers))
+        else:
+            batches = iter(())
+        for batch in batches:
             catalog.write(batch)
             failures += [r for r in batch if isinstance(r, Failure)]
             done += len(batch)

@@ -10,7 +10,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -21,7 +20,12 @@ _DEBUG_ENV = "SIMFIND_DEBUG"
 
 
 def _err(message: str) -> None:
-    click.echo(f"simfind: {message}", err=True)
+    typer.echo(f"simfind: {message}", err=True)
+
+
+def _is_click_error(e: BaseException) -> bool:
+    """click's errors, whether typer uses click itself or its vendored copy (typer >= 0.26)."""
+    return hasattr(e, "exit_code") and hasattr(e, "format_message")
 
 
 class _Group(TyperGroup):
@@ -31,27 +35,28 @@ class _Group(TyperGroup):
         try:
             rv = super().main(args=args, prog_name=prog_name or "simfind", complete_var=complete_var,
                               standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as e:
-            click.echo(e.format_message(), err=True)
-            sys.exit(2)
-        except click.UsageError as e:
-            where = e.ctx.command_path if e.ctx else "simfind"
-            _err(f"error: {e.format_message()} (see '{where} --help')")
-            sys.exit(2)
-        except click.ClickException as e:
-            _err(f"error: {e.format_message()}")
-            sys.exit(e.exit_code)
         except SimfindError as e:
             _err(("" if e.exit_code == 130 else "error: ") + str(e))
             sys.exit(e.exit_code)
-        except (KeyboardInterrupt, click.exceptions.Abort):
+        except KeyboardInterrupt:
             _err("interrupted")
             sys.exit(130)
         except BrokenPipeError:
             sys.stderr.close()  # stdout went away (| head): stop quietly
             sys.exit(1)
-        except Exception as e:  # a bug: still one line, with a way to see more
-            if os.environ.get(_DEBUG_ENV):
+        except Exception as e:
+            if type(e).__name__ == "NoArgsIsHelpError":
+                typer.echo(e.format_message(), err=True)
+                sys.exit(2)
+            if type(e).__name__ == "Abort":
+                _err("aborted")
+                sys.exit(130)
+            if _is_click_error(e):
+                ctx = getattr(e, "ctx", None)
+                hint = f" (see '{ctx.command_path} --help')" if ctx is not None and e.exit_code == 2 else ""
+                _err(f"error: {e.format_message()}{hint}")
+                sys.exit(e.exit_code)
+            if os.environ.get(_DEBUG_ENV):  # a bug: still one line, with a way to see more
                 raise
             _err(f"internal error: {type(e).__name__}: {e} (run with {_DEBUG_ENV}=1 for details, and please report it)")
             sys.exit(3)
@@ -112,7 +117,7 @@ WorkersOpt = Annotated[
 
 def _version(value: bool) -> None:
     if value:
-        click.echo(f"simfind {__version__}")
+        typer.echo(f"simfind {__version__}")
         raise typer.Exit()
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import math
+from typing import TYPE_CHECKING
 
-import imagehash
-import numpy as np
-from PIL import Image
+if TYPE_CHECKING:
+    from PIL import Image
 
 HASH_BITS = 64
 
@@ -18,6 +19,9 @@ def content_hash(data: bytes) -> bytes:
 
 def perceptual_hash(image: Image.Image) -> bytes:
     """imagehash's 64-bit pHash, packed to 8 bytes (the layout FAISS binary indexes take)."""
+    import imagehash  # numpy + scipy: only where pixels are hashed, not on a stat-only re-index
+    import numpy as np
+
     bits = imagehash.phash(image).hash.reshape(-1)
     return np.packbits(bits).tobytes()
 
@@ -33,4 +37,4 @@ def hamming(a: bytes, b: bytes) -> int:
 
 def max_distance(threshold: float) -> int:
     """The largest hamming distance whose similarity is at or above `threshold`."""
-    return int(np.floor((1.0 - threshold) * HASH_BITS + 1e-9))
+    return math.floor((1.0 - threshold) * HASH_BITS + 1e-9)

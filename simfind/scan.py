@@ -96,8 +96,7 @@ def _walk(
             if not hidden and name.startswith("."):
                 continue
             path = entry.path
-            rel = os.path.relpath(path, root)
-            if patterns and _excluded(patterns, name, rel, path):
+            if patterns and _excluded(patterns, name, os.path.relpath(path, root), path):
                 continue
             try:
                 est = entry.stat()  # follows symlinks

@@ -1,0 +1,101 @@
+"""Index speed against the decode floor, measured in one run on the same files.
+
+floor   = a plain parallel Pillow decode of every file (joblib processes, same workers and chunks,
+          JPEG draft mode to the same size simfind's hashes use): the least any indexer must do.
+index   = `simfind index DIR --no-clip` end to end (a real subprocess: start-up, scan, hashing, SQLite).
+reindex = the same command again with nothing changed (stat only).
+
+Targets (issue 2): index time <= 1.5x floor; reindex < 5% of the first index.
+Usage: python bench/bench_index.py [DIR ...] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from joblib import Parallel, delayed
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from simfind.pipeline import CHUNK_SIZE, HASH_DRAFT_SIZE, default_workers  # noqa: E402
+from simfind.scan import scan  # noqa: E402
+
+DEFAULT_DIR = os.path.join(ROOT, "..", "shared", "data", "photos")
+
+
+def decode_chunk(paths: list[str], draft: int) -> int:
+    n = 0
+    for p in paths:
+        with open(p, "rb") as fh:
+            data = fh.read()
+        try:
+            im = Image.open(io.BytesIO(data))
+            if im.format == "JPEG":
+                im.draft(None, (draft, draft))
+            im.load()
+            n += 1
+        except Exception:
+            pass
+    return n
+
+
+def floor(paths: list[str], workers: int) -> float:
+    t = time.perf_counter()
+    chunks = [paths[i : i + CHUNK_SIZE] for i in range(0, len(paths), CHUNK_SIZE)]
+    Parallel(n_jobs=workers, backend="loky", batch_size=1)(delayed(decode_chunk)(c, HASH_DRAFT_SIZE) for c in chunks)
+    return time.perf_counter() - t
+
+
+def simfind(args: list[str]) -> float:
+    exe = os.path.join(os.path.dirname(sys.executable), "simfind")
+    t = time.perf_counter()
+    subprocess.run([exe, *args], check=True)
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dirs", nargs="*", default=[DEFAULT_DIR])
+    ap.add_argument("--workers", type=int, default=default_workers())
+    a = ap.parse_args()
+    missing = [d for d in a.dirs if not os.path.isdir(d)]
+    if missing:
+        print(f"bench: skipped, no such folder: {', '.join(missing)} (the shared photo set is not on this machine)")
+        return 0
+    paths = [f.path for f in scan(a.dirs).files]
+    total_bytes = 0
+    for p in paths:  # warm the page cache so every contender reads from memory
+        with open(p, "rb") as fh:
+            total_bytes += len(fh.read())
+    n = len(paths)
+    print(f"index bench: {n} files, {total_bytes / 1e6:.0f} MB, {a.workers} workers, draft {HASH_DRAFT_SIZE}px")
+    # a warm-up of the pool for the floor is not allowed: simfind pays for its own start-up too
+    t_floor = floor(paths, a.workers)
+    with tempfile.TemporaryDirectory() as idx:
+        common = ["--index", idx, "--no-clip", "--quiet", "--workers", str(a.workers)]
+        t_index = simfind(["index", *a.dirs, *common])
+        t_re = simfind(["index", *a.dirs, *common])
+    rows = [
+        ("decode floor", t_floor, ""),
+        ("simfind index (hash-only)", t_index, f"{t_index / t_floor:.2f}x floor (target <= 1.50x)"),
+        ("simfind re-index, unchanged", t_re, f"{100 * t_re / t_index:.1f}% of index (target < 5%)"),
+    ]
+    print(f"{'':30} {'seconds':>8} {'files/s':>9}")
+    for name, t, note in rows:
+        print(f"{name:30} {t:8.2f} {n / t:9.0f}  {note}")
+    ok = t_index <= 1.5 * t_floor and t_re < 0.05 * t_index
+    print("targets met" if ok else "TARGETS MISSED")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
