@@ -46,11 +46,6 @@ def decode(data: bytes, draft_size: int) -> Decoded:
         warnings.simplefilter("ignore")  # DecompressionBombWarning for big-but-allowed photos, EXIF noise
         try:
             img = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError as e:
-            raise DecodeError(f"image too large, refused as a possible decompression bomb ({e})") from None
-        except UnidentifiedImageError:
-            raise DecodeError("not an image Pillow can read (unknown or corrupt format)") from None
-        try:
             width, height = img.size
             orientation = _orientation(img)
             if orientation in _SWAPS_AXES:
@@ -65,6 +60,8 @@ def decode(data: bytes, draft_size: int) -> Decoded:
             rgb = to_rgb(img)
         except Image.DecompressionBombError as e:
             raise DecodeError(f"image too large, refused as a possible decompression bomb ({e})") from None
+        except UnidentifiedImageError:
+            raise DecodeError("not an image Pillow can read (unknown or corrupt format)") from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError) as e:
             raise DecodeError(_reason(e)) from None
         except MemoryError:
@@ -81,7 +78,7 @@ def _orientation(img: Image.Image) -> int | None:
 
 def _reason(e: BaseException) -> str:
     msg = str(e).strip() or type(e).__name__
-    if "truncated" in msg:
+    if "truncated" in msg.lower():
         return f"truncated image data ({msg})"
     return f"corrupt image data ({msg})"
 

@@ -1,0 +1,209 @@
+"""`simfind index` and `simfind dupes` on generated photo sets, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from simfind import api
+
+from .conftest import group_paths, picture, save
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """Two folders of distinct pictures with the copies a real library collects."""
+    root = tmp_path / "photos"
+    a, b = picture(1), picture(2)
+    save(a, root / "2019" / "a.jpg", quality=92)
+    (root / "backup" / "deep").mkdir(parents=True)
+    shutil.copy(root / "2019" / "a.jpg", root / "backup" / "deep" / "a copy.jpg")  # byte copy
+    save(a, root / "export" / "a.png")  # re-encode, lossless
+    save(a, root / "export" / "a.webp", quality=70)  # re-encode, lossy
+    save(a.resize((320, 240), Image.LANCZOS), root / "export" / "a_small.jpg", quality=80)  # resize
+    save(b, root / "2019" / "b.jpg", quality=90)
+    save(b.resize((1280, 960), Image.BICUBIC), root / "2020" / "b_big.jpg", quality=85)  # upscale
+    stored = b.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    save(stored, root / "phone" / "b_exif.jpg", quality=90, exif=exif.tobytes())  # EXIF-rotated storage
+    for seed in range(10, 16):  # distinct pictures: must stay out of every group
+        save(picture(seed), root / "misc" / f"other{seed}.jpg", quality=90)
+    return root
+
+
+def test_exact_copies_reencodes_resizes_and_exif_rotations_group(photos, cli):
+    assert cli("index", photos, "--quiet").exit_code == 0
+    d = cli.json("dupes")
+    groups = group_paths(d)
+    assert {"a.jpg", "a copy.jpg", "a.png", "a.webp", "a_small.jpg"} in groups
+    assert {"b.jpg", "b_big.jpg", "b_exif.jpg"} in groups
+    assert len(groups) == 2
+    assert d["stats"] == d["stats"] | {"files": 14, "groups": 2, "duplicates": 6, "errors": 0}
+
+
+def test_keeper_is_the_largest_picture_and_members_carry_similarity(photos, cli):
+    cli("index", photos, "--quiet")
+    d = cli.json("dupes")
+    b_group = next(g for g in d["groups"] if any(f["path"].endswith("b.jpg") for f in g["files"]))
+    assert b_group["keep"].endswith("b_big.jpg")  # 1280x960 beats 640x480
+    assert b_group["files"][0]["path"] == b_group["keep"] and b_group["files"][0]["similarity"] == 1.0
+    exif = next(f for f in b_group["files"] if f["path"].endswith("b_exif.jpg"))
+    assert (exif["width"], exif["height"]) == (640, 480)  # as displayed, not as stored
+    assert all(0.85 <= f["similarity"] <= 1.0 for f in b_group["files"])
+    a_group = next(g for g in d["groups"] if g is not b_group)
+    copies = [f for f in a_group["files"] if f["path"].endswith(("a.jpg", "a copy.jpg"))]
+    assert all(f["similarity"] == 1.0 for f in copies)
+
+
+def test_exact_mode_groups_only_byte_copies(photos, cli):
+    cli("index", photos, "--quiet")
+    d = cli.json("dupes", "--by", "exact")
+    assert group_paths(d) == [{"a.jpg", "a copy.jpg"}]
+    assert d["threshold"] == 1.0 and d["by"] == "exact"
+
+
+def test_threshold_decides_which_edits_count(photos, cli):
+    a = picture(1)
+    save(a.crop((32, 24, 608, 456)), photos / "edits" / "a_crop.jpg", quality=90)  # pHash similarity 0.875
+    cli("index", photos, "--quiet")
+    for threshold, crop_in in ((1.0, False), (0.9, False), (0.85, True)):
+        d = cli.json("dupes", "--threshold", str(threshold))
+        assert any("a_crop.jpg" in g for g in group_paths(d)) is crop_in, threshold
+        assert all(f["similarity"] >= threshold for g in d["groups"] for f in g["files"])
+
+
+def test_no_chaining_through_a_path_of_small_steps(tmp_path):
+    """Complete linkage: A~B and B~C must not put A with C when A and C are far apart."""
+    from simfind.group import complete_linkage
+
+    assert complete_linkage(3, [(0, 1, 0.9), (1, 2, 0.88)]) == [[0, 1]]
+    assert complete_linkage(3, [(0, 1, 0.9), (1, 2, 0.88), (0, 2, 0.86)]) == [[0, 1, 2]]
+    # the strongest pair wins a contested member
+    groups = complete_linkage(4, [(0, 1, 0.9), (1, 2, 0.95), (2, 3, 0.9)])
+    assert [1, 2] in groups and all(len(g) == 2 for g in groups)
+
+
+def test_dupes_paths_limit_the_report_and_are_indexed_first(photos, cli):
+    d = cli.json("dupes", photos / "2019", photos / "2020")  # never indexed before
+    assert group_paths(d) == [{"b.jpg", "b_big.jpg"}]
+    assert d["stats"]["files"] == 3
+
+
+def test_between_reports_only_groups_spanning_both_folders(photos, cli):
+    d = cli.json("dupes", "--between", photos / "2019", photos / "phone")
+    assert group_paths(d) == [{"b.jpg", "b_exif.jpg"}]
+
+
+def test_hidden_and_excluded_files_are_skipped(photos, cli):
+    save(picture(1), photos / ".hidden" / "a_hidden.jpg")
+    save(picture(1), photos / "misc" / ".a_dot.jpg")
+    cli("index", photos, "--quiet", "--exclude", "export", "--exclude", "*.webp")
+    paths = {os.path.basename(f.path) for f in _catalog_files(cli.index_dir)}
+    assert "a_hidden.jpg" not in paths and ".a_dot.jpg" not in paths
+    assert not {"a.png", "a.webp", "a_small.jpg"} & paths
+    cli("index", photos, "--quiet", "--hidden")
+    paths = {os.path.basename(f.path) for f in _catalog_files(cli.index_dir)}
+    assert {"a_hidden.jpg", ".a_dot.jpg", "a.png"} <= paths
+
+
+def test_symlink_loops_end_and_linked_files_count_once(photos, cli):
+    os.symlink(photos, photos / "misc" / "loop")
+    os.symlink(photos / "2019" / "b.jpg", photos / "misc" / "b_link.jpg")
+    result = cli("index", photos, "--quiet")
+    assert result.exit_code == 0
+    files = _catalog_files(cli.index_dir)
+    assert len(files) == 14  # nothing twice, and the loop ended
+
+
+def _catalog_files(index_dir):
+    from simfind.catalog import Catalog
+
+    with Catalog.open(str(index_dir), create=False) as c:
+        return c.indexed_files()
+
+
+# -- incremental re-index ---------------------------------------------------------------------------------
+
+
+def test_unchanged_files_are_only_stated_not_read(photos, tmp_path):
+    idx = str(tmp_path / "idx")
+    first = api.index([str(photos)], index_dir=idx, workers=1)
+    assert first.added == 14
+    # Same size and mtime but different bytes: only a stat-only re-index would miss the change.
+    target = photos / "misc" / "other10.jpg"
+    st = target.stat()
+    data = bytearray(target.read_bytes())
+    data[-10] ^= 0xFF
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = api.index([str(photos)], index_dir=idx, workers=1)
+    assert (again.unchanged, again.added, again.updated, again.removed, again.renamed) == (14, 0, 0, 0, 0)
+
+
+def test_changed_files_are_redone(photos, tmp_path):
+    idx = str(tmp_path / "idx")
+    api.index([str(photos)], index_dir=idx, workers=1)
+    save(picture(99), photos / "2019" / "b.jpg", quality=90)  # a different picture under the old name
+    st = (photos / "2019" / "b.jpg").stat()
+    os.utime(photos / "2019" / "b.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again = api.index([str(photos)], index_dir=idx, workers=1)
+    assert again.updated == 1 and again.unchanged == 13
+    groups = [{os.path.basename(m.file.path) for m in g.members} for g in api.duplicates(index_dir=idx).groups]
+    assert {"b_big.jpg", "b_exif.jpg"} in groups and not any("b.jpg" in g for g in groups)
+
+
+def test_deleted_files_leave_the_index(photos, tmp_path):
+    idx = str(tmp_path / "idx")
+    api.index([str(photos)], index_dir=idx, workers=1)
+    shutil.rmtree(photos / "export")
+    again = api.index([str(photos)], index_dir=idx, workers=1)
+    assert again.removed == 3
+    assert len(_catalog_files(idx)) == 11
+
+
+def test_renamed_file_is_recognised_by_its_bytes_without_decoding(photos, tmp_path):
+    idx = str(tmp_path / "idx")
+    api.index([str(photos)], index_dir=idx, workers=1)
+    before = {f.path: f for f in _catalog_files(idx)}
+    old = photos / "misc" / "other11.jpg"
+    new = photos / "misc" / "renamed" / "holiday.jpg"
+    new.parent.mkdir()
+    os.rename(old, new)
+    again = api.index([str(photos)], index_dir=idx, workers=1)
+    assert (again.renamed, again.added, again.removed) == (1, 0, 0)
+    after = {f.path: f for f in _catalog_files(idx)}
+    assert str(new) in after and str(old) not in after
+    assert after[str(new)].id == before[str(old)].id  # the same record moved: nothing recomputed
+
+
+def test_a_file_that_failed_is_retried_once_it_changes(tmp_path):
+    root = tmp_path / "p"
+    (root).mkdir()
+    (root / "x.jpg").write_bytes(b"")
+    idx = str(tmp_path / "idx")
+    assert api.index([str(root)], index_dir=idx, workers=1).failed == 1
+    save(picture(5), root / "x.jpg")
+    report = api.index([str(root)], index_dir=idx, workers=1)
+    assert report.updated == 1 and report.failed == 0
+    assert api.info(idx).errors == 0 and api.info(idx).files == 1
+
+
+def test_parallel_workers_give_the_same_index_as_one(photos, tmp_path):
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    api.index([str(photos)], index_dir=one, workers=1)
+    api.index([str(photos)], index_dir=two, workers=2)
+    key = lambda fs: sorted((f.path, f.content_hash, f.phash, f.width, f.height) for f in fs)  # noqa: E731
+    assert key(_catalog_files(one)) == key(_catalog_files(two))
+
+
+def test_catalog_records_its_schema_version(photos, cli):
+    cli("index", photos, "--quiet")
+    conn = sqlite3.connect(cli.index_dir / "catalog.sqlite")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
