@@ -15,6 +15,7 @@ test:
 
 bench:
 	$(BIN)/python bench/bench_index.py
+	$(BIN)/python bench/bench_threshold.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

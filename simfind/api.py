@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .pipeline import Runner
 
 # Tuned on ../shared/data/labelled (see README, "Choosing the threshold").
-DEFAULT_HASH_THRESHOLD = 0.85
+DEFAULT_HASH_THRESHOLD = 0.9
 BY_CHOICES = ("auto", "exact", "hash", "clip")
 LOCK_NAME = "simfind.lock"
 LOCK_TIMEOUT_S = 300.0

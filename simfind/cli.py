@@ -210,6 +210,9 @@ def index_cmd(
     dirs: Annotated[list[Path], typer.Argument(help="Folders (or image files) to index.", exists=True, show_default=False)],
     index: IndexOpt = None,
     no_clip: Annotated[bool, typer.Option("--no-clip", help="Hashes only (this version always indexes hash-only).")] = False,
+    require_clip: Annotated[
+        bool, typer.Option("--require-clip", help="Fail (exit 3) unless CLIP embeddings can be computed.")
+    ] = False,
     workers: WorkersOpt = None,
     exclude: Annotated[
         Optional[list[str]], typer.Option("--exclude", help="Skip paths matching this glob (repeatable).", show_default=False)
@@ -225,6 +228,10 @@ def index_cmd(
     from . import api
     from .render import index_summary
 
+    if require_clip and no_clip:
+        raise UsageError("--require-clip and --no-clip contradict each other; pass one")
+    if require_clip:
+        raise SimfindError("--require-clip: this version of simfind indexes hashes only (no CLIP embeddings yet)")
     index_dir = str(index or _default_index())
     with _progress(quiet) as progress:
         report = api.index(

@@ -69,7 +69,7 @@ def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path / "index")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def labelled() -> Path:
     if not LABELLED.is_dir():
         pytest.skip(f"the shared real-photo set is not here ({LABELLED}); it exists only on the project's machines")
