@@ -92,7 +92,7 @@ def index(
     """Bring the index up to date with `paths`: new and changed files are decoded, unchanged ones only stat'ed,
     renamed ones (same bytes) moved without decoding, vanished ones removed."""
     roots = _existing_roots(paths)
-    found = scan(roots, hidden=hidden, exclude=exclude)
+    found = scan(roots, hidden=hidden, exclude=exclude, on_found=lambda n: progress("scan", n, 0))
     lock = _lock(index_dir, notify)
     try:
         with Catalog.open(index_dir, create=True) as catalog:

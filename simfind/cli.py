@@ -149,7 +149,7 @@ def _progress(quiet: bool):
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    labels = {"index": "indexing", "group": "grouping"}
+    labels = {"scan": "scanning", "index": "indexing", "group": "grouping"}
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=console, transient=True,
@@ -158,8 +158,11 @@ def _progress(quiet: bool):
 
         def update(phase: str, done: int, total: int) -> None:
             if phase not in tasks:
-                tasks[phase] = bar.add_task(labels.get(phase, phase), total=total)
-            bar.update(tasks[phase], completed=done, total=total)
+                for old in tasks.values():  # one bar at a time: a new phase replaces the last
+                    bar.remove_task(old)
+                tasks.clear()
+                tasks[phase] = bar.add_task(labels.get(phase, phase), total=total or None)
+            bar.update(tasks[phase], completed=done, total=total or None)
 
         yield update
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 
 from rich.console import Console
 from rich.table import Table
@@ -81,6 +82,13 @@ def dupes_summary(report: DupesReport) -> str:
     return line
 
 
+def display_path(path: str, base: str | None = None) -> str:
+    """A path for people: relative to the working folder when it is below it, else absolute."""
+    base = base or os.getcwd()
+    rel = os.path.relpath(path, base)
+    return path if rel.startswith(os.pardir) else rel
+
+
 def dupes_table(report: DupesReport, console: Console) -> None:
     for n, g in enumerate(report.groups, 1):
         table = Table(
@@ -98,10 +106,10 @@ def dupes_table(report: DupesReport, console: Console) -> None:
             f = m.file
             table.add_row(
                 Text("keep", style="bold green") if k == 0 else Text("dup", style="yellow"),
-                f"{m.similarity:.3f}",
+                "" if k == 0 else ("identical" if m.file.content_hash == g.keep.content_hash else f"{m.similarity:.3f}"),
                 human_bytes(f.size),
                 f"{f.width}x{f.height}",
-                f.path,
+                display_path(f.path),
             )
         console.print(table)
         console.print()

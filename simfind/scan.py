@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat as stat_mod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .records import Failure, FileRef
@@ -40,8 +40,15 @@ def _excluded(patterns: tuple[str, ...], name: str, rel: str, abspath: str) -> b
     )
 
 
-def scan(roots: Iterable[str], *, hidden: bool = False, exclude: Iterable[str] = ()) -> ScanResult:
-    """Walk `roots` (folders or single image files) and return the image files found, sorted by path."""
+def scan(
+    roots: Iterable[str],
+    *,
+    hidden: bool = False,
+    exclude: Iterable[str] = (),
+    on_found: Callable[[int], None] | None = None,
+) -> ScanResult:
+    """Walk `roots` (folders or single image files) and return the image files found, sorted by path.
+    `on_found(n)` is told the running count every few hundred files (for a progress display)."""
     patterns = tuple(exclude)
     result = ScanResult()
     seen_dirs: set[tuple[int, int]] = set()
@@ -64,6 +71,8 @@ def scan(roots: Iterable[str], *, hidden: bool = False, exclude: Iterable[str] =
                 continue
             seen_files.add(key)
             result.files.append(FileRef(entry_path, st.st_size, st.st_mtime_ns))
+            if on_found is not None and len(result.files) % 500 == 0:
+                on_found(len(result.files))
     result.files.sort(key=lambda f: f.path)
     return result
 
