@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 # Tuned on ../shared/data/labelled (see README, "Choosing the threshold").
 DEFAULT_HASH_THRESHOLD = 0.9
+# Not yet tuned on real weights (none can be downloaded where this was written): a cosine of 0.95 is where
+# published CLIP near-duplicate work (e.g. LAION's dedup) starts; see README.
+DEFAULT_CLIP_THRESHOLD = 0.95
 BY_CHOICES = ("auto", "exact", "hash", "clip")
 LOCK_NAME = "simfind.lock"
 LOCK_TIMEOUT_S = 300.0
@@ -86,19 +89,63 @@ def index(
     hidden: bool = False,
     exclude: Sequence[str] = (),
     runner: Runner | None = None,
+    clip: str | None = None,
+    require_clip: bool = False,
+    reembed: bool = False,
+    device: str = "auto",
+    batch_size: int = 32,
     progress: Progress = _quiet_progress,
     notify: Notify = _quiet_notify,
 ) -> IndexReport:
     """Bring the index up to date with `paths`: new and changed files are decoded, unchanged ones only stat'ed,
-    renamed ones (same bytes) moved without decoding, vanished ones removed."""
+    renamed ones (same bytes) moved without decoding, vanished ones removed. With `clip` (a model spec), files
+    also get CLIP embeddings; files indexed earlier without one get it now."""
     roots = _existing_roots(paths)
+    model = _load_model(clip, require_clip, device, notify) if clip else None
     found = scan(roots, hidden=hidden, exclude=exclude, on_found=lambda n: progress("scan", n, 0))
     lock = _lock(index_dir, notify)
     try:
         with Catalog.open(index_dir, create=True) as catalog:
-            return _update(catalog, roots, found.files, found.failures, runner, workers, progress)
+            if model is not None:
+                _check_model(catalog, model, reembed)
+            report = _update(catalog, roots, found.files, found.failures, runner, workers, progress, model, batch_size)
+            if model is not None or report.removed:
+                _refresh_vectors(catalog, index_dir)
+            return report
     finally:
         lock.release()
+
+
+def _load_model(spec: str, require: bool, device: str, notify: Notify):
+    from .embed import ModelUnavailable, load
+    from .pipeline import default_workers
+
+    try:
+        return load(spec, device=device, threads=default_workers())
+    except ModelUnavailable as e:
+        if require:
+            raise
+        notify(f"warning: {e}; indexing hashes only")
+        return None
+
+
+def _check_model(catalog: Catalog, model, reembed: bool) -> None:
+    """One model per index: a different model is refused (or, with reembed, replaces every embedding)."""
+    current = catalog.get_meta("model")
+    if current == model.spec and int(catalog.get_meta("dim") or 0) == model.dim:
+        return
+    if current and catalog.counts()["embedded"] and not reembed:
+        raise SimfindError(
+            f"this index holds embeddings from {current}; pass --model {current}, "
+            f"or --reembed to replace them with {model.spec}, or use another --index"
+        )
+    catalog.clear_embeddings(model.spec, model.dim)
+
+
+def _refresh_vectors(catalog: Catalog, index_dir: str):
+    from .vectors import load_or_build
+
+    return load_or_build(index_dir, catalog.embeddings_rev(), catalog.embeddings)
 
 
 def _update(
@@ -109,8 +156,11 @@ def _update(
     runner: Runner | None,
     workers: int | None,
     progress: Progress,
+    model=None,
+    batch_size: int = 32,
 ) -> IndexReport:
     known = catalog.stat_rows(roots)
+    unembedded = catalog.unembedded(roots) if model is not None else set()
     on_disk = {f.path for f in files} | {f.ref.path for f in scan_failures}
     gone = {p: row for p, row in known.items() if p not in on_disk}
     todo: list[FileRef] = []
@@ -122,6 +172,8 @@ def _update(
             new_files.append(f)
         elif row[1] == f.size and row[2] == f.mtime_ns:
             unchanged += 1
+            if f.path in unembedded:
+                todo.append(f)  # indexed earlier without CLIP: decode again for the embedding
         else:
             todo.append(f)
             updated += 1
@@ -145,11 +197,12 @@ def _update(
         if todo:  # decoding pulls in PIL, numpy, imagehash and a process pool: only when there is work
             from .pipeline import make_runner, run
 
-            batches = run(todo, runner or make_runner(workers))
+            clip_pp = model.preprocess if model is not None else None
+            batches = run(todo, runner or make_runner(workers), batch_size if model else 32, clip_pp)
         else:
             batches = iter(())
         for batch in batches:
-            catalog.write(batch)
+            catalog.write(batch, _embed(model, batch) if model is not None else None)
             failures += [r for r in batch if isinstance(r, Failure)]
             done += len(batch)
             progress("index", done, len(todo))
@@ -167,6 +220,18 @@ def _update(
         failed=len(failures),
         failures=tuple(failures),
     )
+
+
+def _embed(model, batch) -> dict[str, bytes]:
+    import numpy as np
+
+    from .records import Features
+
+    done = [r for r in batch if isinstance(r, Features) and r.pixels is not None]
+    if not done:
+        return {}
+    vecs = model.embed_pixels(np.stack([r.pixels for r in done]))
+    return {r.ref.path: v.astype(np.float16).tobytes() for r, v in zip(done, vecs)}
 
 
 def _find_renames(
@@ -213,25 +278,41 @@ def duplicates(
         raise UsageError(f"--threshold must be a similarity between 0 and 1, not {threshold}")
     scope = list(paths) + (list(between) if between else [])
     if scope:
-        index(scope, index_dir=index_dir, workers=workers, progress=progress, notify=notify)
+        model = _index_model(index_dir)
+        index(scope, index_dir=index_dir, workers=workers, clip=model, progress=progress, notify=notify)
     roots = _existing_roots(scope) if scope else None
     with Catalog.open(index_dir, create=False) as catalog:
         files = catalog.indexed_files(roots)
         errors = len(catalog.errors(roots))
-    if by == "clip":
-        raise SimfindError("this index has no CLIP embeddings; use --by hash or --by exact")
-    used_by = "hash" if by == "auto" else by
+        embedded = catalog.counts()["embedded"] > 0
+        ids, vecs = catalog.embeddings(roots) if embedded and by in ("auto", "clip") else (None, None)
+    if by == "clip" and not embedded:
+        raise SimfindError(
+            "this index has no CLIP embeddings; run `simfind index DIR` with the model available, or use --by hash"
+        )
+    used_by = "clip" if by == "clip" or (by == "auto" and embedded) else ("hash" if by == "auto" else by)
     if used_by == "exact":
         threshold = 1.0
     elif threshold is None:
-        threshold = DEFAULT_HASH_THRESHOLD
+        threshold = DEFAULT_CLIP_THRESHOLD if used_by == "clip" else DEFAULT_HASH_THRESHOLD
     progress("group", 0, 1)
-    groups = _group(files, threshold, near=used_by == "hash")
+    vectors = dict(zip(ids.tolist(), vecs)) if ids is not None else {}
+    groups = _group(files, threshold, by=by if by != "auto" else ("auto" if embedded else "hash"), vectors=vectors)
     if between:
         a, b = (_existing_roots([p])[0] for p in between)
         groups = [g for g in groups if _spans(g, a, b)]
     progress("group", 1, 1)
-    return DupesReport(threshold=threshold, by=used_by, groups=tuple(groups), files=len(files), errors=errors)
+    return DupesReport(threshold=threshold, by=used_by if by != "auto" else ("auto" if embedded else "hash"),
+                       groups=tuple(groups), files=len(files), errors=errors)
+
+
+def _index_model(index_dir: str) -> str | None:
+    """The model an existing index was embedded with (so that files added later match it), if any."""
+    try:
+        with Catalog.open(index_dir, create=False) as catalog:
+            return catalog.get_meta("model") if catalog.counts()["embedded"] else None
+    except SimfindError:
+        return None
 
 
 def _is_under(path: str, root: str) -> bool:
@@ -243,29 +324,45 @@ def _spans(group: Group, a: str, b: str) -> bool:
     return any(_is_under(p, a) for p in paths) and any(_is_under(p, b) for p in paths)
 
 
-def _group(files: list[IndexedFile], threshold: float, *, near: bool) -> list[Group]:
-    # Exact copies collapse into one node; near pairs are searched between nodes.
+def _group(files: list[IndexedFile], threshold: float, *, by: str, vectors: dict | None = None) -> list[Group]:
+    """Exact copies collapse into one node; near pairs (hash, CLIP or both) are searched between nodes and joined
+    by complete linkage. With by="auto", `threshold` applies to CLIP and hashes use their own default."""
+    import numpy as np
+
     by_content: dict[bytes, list[IndexedFile]] = defaultdict(list)
     for f in files:
         by_content[f.content_hash].append(f)
     nodes = list(by_content.values())
-    clusters: list[list[int]]
-    if near and len(nodes) > 1:
-        import numpy as np
-
+    pairs: list[tuple[int, int, float]] = []
+    if by in ("hash", "auto") and len(nodes) > 1:
         from .vectors import hash_pairs
 
+        hash_threshold = threshold if by == "hash" else DEFAULT_HASH_THRESHOLD
         codes = np.frombuffer(b"".join(n[0].phash for n in nodes), dtype=np.uint8).reshape(len(nodes), -1)
-        pairs = hash_pairs(codes, max_distance(threshold))
         bits = codes.shape[1] * 8
-        clusters = complete_linkage(len(nodes), ((i, j, 1.0 - d / bits) for i, j, d in pairs))
-    else:
-        clusters = []
+        pairs += [(i, j, 1.0 - d / bits) for i, j, d in hash_pairs(codes, max_distance(hash_threshold))]
+    if by in ("clip", "auto") and vectors:
+        from .vectors import cosine_pairs
+
+        with_vec = [k for k, n in enumerate(nodes) if n[0].id in vectors]
+        if len(with_vec) > 1:
+            mat = np.stack([vectors[nodes[k][0].id] for k in with_vec])
+            pairs += [(with_vec[i], with_vec[j], s) for i, j, s in cosine_pairs(mat, threshold)]
+    clusters = complete_linkage(len(nodes), pairs) if pairs else []
     in_cluster = {i for c in clusters for i in c}
     clusters += [[i] for i, n in enumerate(nodes) if len(n) > 1 and i not in in_cluster]
-    groups = [_make_group([f for i in c for f in nodes[i]]) for c in clusters]
+    score = _clip_similarity(vectors) if by in ("clip", "auto") and vectors else None
+    groups = [_make_group([f for i in c for f in nodes[i]], score) for c in clusters]
     groups.sort(key=lambda g: (-g.wasted_bytes, g.keep.path))
     return groups
+
+
+def _clip_similarity(vectors: dict):
+    def score(a: IndexedFile, b: IndexedFile) -> float | None:
+        va, vb = vectors.get(a.id), vectors.get(b.id)
+        return None if va is None or vb is None else float(min(1.0, max(-1.0, va @ vb)))
+
+    return score
 
 
 def _keeper_key(f: IndexedFile):
@@ -273,13 +370,16 @@ def _keeper_key(f: IndexedFile):
     return (-f.pixels, -f.size, f.mtime_ns, f.path)
 
 
-def _make_group(files: list[IndexedFile]) -> Group:
+def _make_group(files: list[IndexedFile], score=None) -> Group:
     keep = min(files, key=_keeper_key)
-    others = [
-        Member(f, 1.0 if f.content_hash == keep.content_hash else similarity(keep.phash, f.phash))
-        for f in files
-        if f is not keep
-    ]
+
+    def sim(f: IndexedFile) -> float:
+        if f.content_hash == keep.content_hash:
+            return 1.0
+        s = score(keep, f) if score else None
+        return similarity(keep.phash, f.phash) if s is None else s
+
+    others = [Member(f, sim(f)) for f in files if f is not keep]
     others.sort(key=lambda m: (-m.similarity, m.file.path))
     return Group((Member(keep, 1.0), *others))
 
@@ -299,8 +399,8 @@ def info(index_dir: str, *, errors_limit: int | None = None) -> IndexInfo:
         files=counts["files"],
         errors=counts["errors"],
         hashed=counts["hashed"],
-        embedded=0,
-        model=model,
+        embedded=counts["embedded"],
+        model=model if counts["embedded"] else None,
         bytes=size,
         schema_version=schema,
         error_files=tuple(error_files[:errors_limit] if errors_limit else error_files),

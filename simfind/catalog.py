@@ -11,8 +11,13 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 
+from typing import TYPE_CHECKING
+
 from .errors import IndexMissing, IndexUnreadable
 from .records import Failure, Features, IndexedFile
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CATALOG_NAME = "catalog.sqlite"
 
@@ -33,6 +38,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         indexed_at REAL NOT NULL
         )""",
         "CREATE INDEX files_content_hash ON files (content_hash)",
+    ),
+    (
+        # CLIP embedding, L2-normalised, float16 bytes; NULL until computed. Kept in SQLite so that it changes in
+        # the same transaction as the file's row (a changed file can never keep a stale vector); the FAISS file is
+        # a derived copy, rebuilt when its revision falls behind `meta.embeddings_rev`.
+        "ALTER TABLE files ADD COLUMN embedding BLOB",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -141,33 +152,74 @@ class Catalog:
     def counts(self) -> dict[str, int]:
         row = self.conn.execute(
             "SELECT COUNT(*) FILTER (WHERE error IS NULL), COUNT(*) FILTER (WHERE error IS NOT NULL),"
-            " COUNT(phash) FROM files"
+            " COUNT(phash), COUNT(embedding) FROM files"
         ).fetchone()
-        return {"files": row[0], "errors": row[1], "hashed": row[2]}
+        return {"files": row[0], "errors": row[1], "hashed": row[2], "embedded": row[3]}
+
+    def unembedded(self, roots: Sequence[str]) -> set[str]:
+        """Paths under `roots` that were indexed without an embedding."""
+        clause, args = under_clause(roots)
+        sql = f"SELECT path FROM files WHERE error IS NULL AND embedding IS NULL AND {clause}"
+        return {r[0] for r in self.conn.execute(sql, args)}
+
+    def embeddings(self, roots: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int64 (n,), vectors float32 (n, dim)) of every embedded file (under `roots` where given)."""
+        import numpy as np
+
+        sql = "SELECT id, embedding FROM files WHERE embedding IS NOT NULL"
+        args: list[str] = []
+        if roots:
+            clause, args = under_clause(roots)
+            sql += f" AND {clause}"
+        rows = self.conn.execute(sql + " ORDER BY id", args).fetchall()
+        dim = int(self.get_meta("dim") or 0)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float16).reshape(len(rows), dim) if rows else np.zeros((0, dim), np.float16)
+        return ids, vecs.astype(np.float32)
+
+    def embeddings_rev(self) -> int:
+        return int(self.get_meta("embeddings_rev") or 0)
+
+    def _bump_embeddings(self) -> None:
+        self.set_meta("embeddings_rev", str(self.embeddings_rev() + 1))
+
+    def clear_embeddings(self, model: str, dim: int) -> None:
+        with self.transaction():
+            self.conn.execute("UPDATE files SET embedding = NULL")
+            self.set_meta("model", model)
+            self.set_meta("dim", str(dim))
+            self._bump_embeddings()
 
     # -- writes (each call is one transaction)
-    def write(self, results: Iterable[Features | Failure]) -> None:
+    def write(self, results: Iterable[Features | Failure], embeddings: dict[str, bytes] | None = None) -> None:
+        """Upsert results; a file's embedding is replaced by `embeddings[path]` or cleared (it may be stale)."""
         now = time.time()
+        embeddings = embeddings or {}
         rows = []
         for r in results:
             if isinstance(r, Features):
-                rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, r.content_hash, r.width, r.height, r.phash, None, now))
+                rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, r.content_hash, r.width, r.height, r.phash, None,
+                             now, embeddings.get(r.ref.path)))
             else:
-                rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, None, None, None, None, r.reason, now))
+                rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, None, None, None, None, r.reason, now, None))
         with self.transaction():
             self.conn.executemany(
-                """INSERT INTO files (path, size, mtime_ns, content_hash, width, height, phash, error, indexed_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO files (path, size, mtime_ns, content_hash, width, height, phash, error, indexed_at,
+                                      embedding)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
                      content_hash = excluded.content_hash, width = excluded.width, height = excluded.height,
-                     phash = excluded.phash, error = excluded.error, indexed_at = excluded.indexed_at""",
+                     phash = excluded.phash, error = excluded.error, indexed_at = excluded.indexed_at,
+                     embedding = excluded.embedding""",
                 rows,
             )
+            self._bump_embeddings()
 
     def move(self, renames: Iterable[tuple[str, str, int, int]], removals: Iterable[str]) -> None:
         """Apply renames (old_path, new_path, size, mtime_ns) and removals in one transaction."""
         with self.transaction():
             self.conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in removals))
+            self._bump_embeddings()
             self.conn.executemany(
                 "UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE path = ?",
                 ((new, size, mtime, old) for old, new, size, mtime in renames),

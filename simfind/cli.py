@@ -115,6 +115,25 @@ WorkersOpt = Annotated[
 ]
 
 
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model",
+        help="CLIP model: NAME:TAG (open_clip, e.g. ViT-B-32:laion2b_s34b_b79k, the default), hf-hub:org/repo, "
+        "or local-dir:/path (open_clip_config.json + weights).",
+        show_default=False,
+    ),
+]
+DeviceOpt = Annotated[Device, typer.Option("--device", help="Where CLIP runs.")]
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"simfind {__version__}")
@@ -212,9 +231,15 @@ def _render_table(draw, output: Optional[Path]) -> None:
 def index_cmd(
     dirs: Annotated[list[Path], typer.Argument(help="Folders (or image files) to index.", exists=True, show_default=False)],
     index: IndexOpt = None,
-    no_clip: Annotated[bool, typer.Option("--no-clip", help="Hashes only (this version always indexes hash-only).")] = False,
+    no_clip: Annotated[bool, typer.Option("--no-clip", help="Hashes only: no CLIP embeddings (no torch).")] = False,
     require_clip: Annotated[
-        bool, typer.Option("--require-clip", help="Fail (exit 3) unless CLIP embeddings can be computed.")
+        bool, typer.Option("--require-clip", help="Fail (exit 3) instead of falling back to hashes when the model is missing.")
+    ] = False,
+    model: ModelOpt = None,
+    device: DeviceOpt = Device.auto,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per CLIP forward pass.")] = 32,
+    reembed: Annotated[
+        bool, typer.Option("--reembed", help="Replace the index's embeddings when --model differs from the one it holds.")
     ] = False,
     workers: WorkersOpt = None,
     exclude: Annotated[
@@ -233,13 +258,14 @@ def index_cmd(
 
     if require_clip and no_clip:
         raise UsageError("--require-clip and --no-clip contradict each other; pass one")
-    if require_clip:
-        raise SimfindError("--require-clip: this version of simfind indexes hashes only (no CLIP embeddings yet)")
+    from .embed import DEFAULT_MODEL
+
     index_dir = str(index or _default_index())
     with _progress(quiet) as progress:
         report = api.index(
             [str(d) for d in dirs], index_dir=index_dir, workers=workers, hidden=hidden, exclude=exclude or (),
-            progress=progress, notify=_notify(quiet),
+            clip=None if no_clip else (model or DEFAULT_MODEL), require_clip=require_clip, reembed=reembed,
+            device=device.value, batch_size=batch_size, progress=progress, notify=_notify(quiet),
         )
     if not quiet:
         _err(index_summary(report, index_dir))

@@ -8,10 +8,12 @@ Results stream back chunk by chunk so the caller can write them to the catalog a
 from __future__ import annotations
 
 import os
+from functools import partial
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
 from .decode import DecodeError, decode
+from .embed import Preprocess, prepare
 from .hashing import content_hash, perceptual_hash
 from .records import Failure, Features, FileRef
 
@@ -25,8 +27,9 @@ R = TypeVar("R")
 Result = Features | Failure
 
 
-def process_file(ref: FileRef, draft_size: int = HASH_DRAFT_SIZE) -> Result:
-    """Read a file once, hash its bytes, decode it once, hash its pixels."""
+def process_file(ref: FileRef, clip: Preprocess | None = None) -> Result:
+    """Read a file once, hash its bytes, decode it once, hash its pixels (and prepare them for CLIP)."""
+    draft_size = max(HASH_DRAFT_SIZE, clip.size) if clip else HASH_DRAFT_SIZE
     try:
         with open(ref.path, "rb") as fh:
             data = fh.read()
@@ -35,15 +38,16 @@ def process_file(ref: FileRef, draft_size: int = HASH_DRAFT_SIZE) -> Result:
     try:
         decoded = decode(data, draft_size)
         phash = perceptual_hash(decoded.image)
+        pixels = prepare(decoded.image, clip) if clip else None
     except DecodeError as e:
         return Failure(ref, str(e))
     except Exception as e:  # a bad file must never stop a run: record it with what went wrong
         return Failure(ref, f"could not process image ({type(e).__name__}: {e})")
-    return Features(ref, content_hash(data), decoded.width, decoded.height, phash)
+    return Features(ref, content_hash(data), decoded.width, decoded.height, phash, pixels)
 
 
-def process_chunk(refs: Sequence[FileRef], draft_size: int = HASH_DRAFT_SIZE) -> list[Result]:
-    return [process_file(r, draft_size) for r in refs]
+def process_chunk(refs: Sequence[FileRef], clip: Preprocess | None = None) -> list[Result]:
+    return [process_file(r, clip) for r in refs]
 
 
 class Runner(Protocol):
@@ -89,6 +93,8 @@ def chunks(refs: Sequence[FileRef], size: int = CHUNK_SIZE) -> Iterator[list[Fil
         yield list(refs[i : i + size])
 
 
-def run(refs: Sequence[FileRef], runner: Runner, chunk_size: int = CHUNK_SIZE) -> Iterator[list[Result]]:
+def run(
+    refs: Sequence[FileRef], runner: Runner, chunk_size: int = CHUNK_SIZE, clip: Preprocess | None = None
+) -> Iterator[list[Result]]:
     """Yield one list of results per finished chunk."""
-    yield from runner.map(process_chunk, chunks(refs, chunk_size))
+    yield from runner.map(partial(process_chunk, clip=clip), chunks(refs, chunk_size))

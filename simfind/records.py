@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Features:
     width: int  # as displayed (EXIF orientation applied)
     height: int
     phash: bytes  # 64-bit imagehash pHash, 8 bytes big-endian
+    pixels: Any = field(default=None, repr=False, compare=False)  # CLIP input (S, S, 3) uint8, not stored
 
 
 @dataclass(frozen=True)

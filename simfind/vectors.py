@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 
 
@@ -23,3 +26,97 @@ def hash_pairs(codes: np.ndarray, max_distance: int) -> list[tuple[int, int, int
     rows = np.repeat(np.arange(n), np.diff(lims.astype(np.int64)))
     keep = rows < ids
     return list(zip(rows[keep].tolist(), ids[keep].tolist(), dist[keep].tolist()))
+
+
+# -- CLIP vectors -----------------------------------------------------------------------------------------
+
+VECTOR_PREFIX = "clip-"
+VECTOR_SUFFIX = ".faiss"
+EXACT_PAIRS_UP_TO = 20_000  # above this, pairs come from an IVF index (approximate, far faster)
+
+
+def vector_file(index_dir: str, rev: int) -> str:
+    return os.path.join(index_dir, f"{VECTOR_PREFIX}{rev}{VECTOR_SUFFIX}")
+
+
+def build(ids: np.ndarray, vecs: np.ndarray):
+    """An exact inner-product index (cosine on L2-normalised vectors) keyed by catalog file ids."""
+    import faiss
+
+    dim = vecs.shape[1] if vecs.ndim == 2 and vecs.shape[1] else 1
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if len(ids):
+        index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
+    return index
+
+
+def save(index, index_dir: str, rev: int) -> str:
+    """Write atomically (temp file + rename) and drop older revisions."""
+    import faiss
+
+    path = vector_file(index_dir, rev)
+    fd, tmp = tempfile.mkstemp(prefix=".clip-", suffix=".tmp", dir=index_dir)
+    os.close(fd)
+    try:
+        faiss.write_index(index, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    for name in os.listdir(index_dir):
+        if name.startswith(VECTOR_PREFIX) and name.endswith(VECTOR_SUFFIX) and os.path.join(index_dir, name) != path:
+            try:
+                os.unlink(os.path.join(index_dir, name))
+            except OSError:
+                pass
+    return path
+
+
+def load_or_build(index_dir: str, rev: int, fetch) -> object:
+    """The FAISS index for catalog revision `rev`: read from disk, or rebuilt from `fetch()` -> (ids, vecs) and saved
+    when the file is missing or behind (an interrupted run, a crash between the catalog commit and the write)."""
+    import faiss
+
+    path = vector_file(index_dir, rev)
+    if os.path.exists(path):
+        try:
+            return faiss.read_index(path)
+        except RuntimeError:
+            pass  # unreadable: rebuild from the catalog, which is the source of truth
+    index = build(*fetch())
+    try:
+        save(index, index_dir, rev)
+    except OSError:
+        pass  # a read-only index folder still answers queries
+    return index
+
+
+def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    k = max(1, min(k, index.ntotal))
+    sims, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    return sims, ids
+
+
+def cosine_pairs(vecs: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
+    """All pairs (i, j, cosine), i < j, of rows of `vecs` at or above `threshold` (a FAISS range search: exact up to
+    EXACT_PAIRS_UP_TO vectors, an IVF index with a generous nprobe beyond, as autofaiss picks by size)."""
+    import faiss
+
+    n = len(vecs)
+    if n < 2:
+        return []
+    x = np.ascontiguousarray(vecs, dtype=np.float32)
+    dim = x.shape[1]
+    if n <= EXACT_PAIRS_UP_TO:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        nlist = int(4 * np.sqrt(n))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(x[np.random.default_rng(0).choice(n, min(n, 64 * nlist), replace=False)])
+        index.nprobe = 16
+    index.add(x)
+    # range_search keeps results with similarity strictly above the radius for inner product
+    lims, sims, ids = index.range_search(x, float(np.nextafter(np.float32(threshold), np.float32(-1))))
+    rows = np.repeat(np.arange(n), np.diff(lims.astype(np.int64)))
+    keep = (rows < ids) & (sims >= threshold - 1e-6)
+    return list(zip(rows[keep].tolist(), ids[keep].tolist(), sims[keep].tolist()))

@@ -31,7 +31,7 @@ def small_set(tmp_path: Path) -> Path:
 
 
 def test_json_matches_the_spec(small_set, cli):
-    cli("index", small_set, "--quiet")
+    cli("index", small_set, "--quiet", "--no-clip")
     d = cli.json("dupes")
     assert d["version"] == 1 and d["by"] == "hash" and 0 <= d["threshold"] <= 1
     assert set(d["stats"]) >= {"files", "groups", "duplicates", "errors"}
@@ -44,7 +44,7 @@ def test_json_matches_the_spec(small_set, cli):
 
 
 def test_csv_has_one_row_per_file(small_set, cli):
-    cli("index", small_set, "--quiet")
+    cli("index", small_set, "--quiet", "--no-clip")
     result = cli("dupes", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert list(rows[0]) == ["group", "path", "similarity", "size", "width", "height", "keep"]
@@ -120,7 +120,7 @@ def test_bad_files_are_recorded_counted_and_listed(tmp_path, cli):
     for kind, (data, _words) in BAD_FILES.items():
         (root / f"{kind.replace(' ', '_')}.jpg").write_bytes(data)
     os.symlink(root / "gone.jpg", root / "dangling.jpg")
-    index = cli("index", root)
+    index = cli("index", root, "--no-clip")
     assert index.exit_code == 0
     assert f"{len(BAD_FILES) + 1} could not be read" in index.stderr
     d = cli.json("dupes")
@@ -135,7 +135,7 @@ def test_bad_files_are_recorded_counted_and_listed(tmp_path, cli):
 
 
 def test_info_reports_what_the_index_holds(small_set, cli):
-    cli("index", small_set, "--quiet")
+    cli("index", small_set, "--quiet", "--no-clip")
     info = json.loads(cli("info", "--format", "json").stdout)
     assert info["version"] == 1 and info["files"] == 3 and info["errors"] == 0 and info["hashed"] == 3
     assert info["embedded"] == 0 and info["model"] is None and info["bytes"] > 0
@@ -150,7 +150,7 @@ def test_version_and_help(cli):
 
 def test_index_location_from_environment(small_set, tmp_path):
     env = dict(os.environ, SIMFIND_INDEX=str(tmp_path / "envindex"))
-    done = subprocess.run([*SIMFIND, "index", str(small_set), "--quiet"], env=env, capture_output=True, text=True)
+    done = subprocess.run([*SIMFIND, "index", str(small_set), "--quiet", "--no-clip"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "envindex" / "catalog.sqlite").exists()
 
@@ -174,7 +174,7 @@ def test_an_interrupted_index_keeps_what_it_finished(tmp_path):
         (root / f"p{k:04d}.jpg").write_bytes(data[k % 8] + k.to_bytes(4, "big"))
     idx = tmp_path / "idx"
     proc = subprocess.Popen(
-        [*SIMFIND, "index", str(root), "--index", str(idx), "--workers", "1", "--quiet"],
+        [*SIMFIND, "index", str(root), "--index", str(idx), "--workers", "1", "--quiet", "--no-clip"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     catalog = idx / "catalog.sqlite"
@@ -199,7 +199,7 @@ def test_an_interrupted_index_keeps_what_it_finished(tmp_path):
     assert 32 <= kept < 400
     assert sqlite3.connect(catalog).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     again = subprocess.run(
-        [*SIMFIND, "index", str(root), "--index", str(idx), "--workers", "1"], capture_output=True, text=True
+        [*SIMFIND, "index", str(root), "--index", str(idx), "--workers", "1", "--no-clip"], capture_output=True, text=True
     )
     assert again.returncode == 0, again.stderr
     assert f"{400 - kept} new" in again.stderr and f"{kept} unchanged" in again.stderr
@@ -210,7 +210,7 @@ def test_two_processes_on_one_index_do_not_corrupt_it(small_set, tmp_path):
         save(picture(100 + k, (320, 240)), small_set / "more" / f"m{k}.jpg")
     idx = str(tmp_path / "idx")
     procs = [
-        subprocess.Popen([*SIMFIND, "index", str(small_set), "--index", idx, "--quiet"], stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([*SIMFIND, "index", str(small_set), "--index", idx, "--quiet", "--no-clip"], stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     for p in procs:

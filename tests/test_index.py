@@ -38,7 +38,7 @@ def photos(tmp_path: Path) -> Path:
 
 
 def test_exact_copies_reencodes_resizes_and_exif_rotations_group(photos, cli):
-    assert cli("index", photos, "--quiet").exit_code == 0
+    assert cli("index", photos, "--quiet", "--no-clip").exit_code == 0
     d = cli.json("dupes")
     groups = group_paths(d)
     assert {"a.jpg", "a copy.jpg", "a.png", "a.webp", "a_small.jpg"} in groups
@@ -48,7 +48,7 @@ def test_exact_copies_reencodes_resizes_and_exif_rotations_group(photos, cli):
 
 
 def test_keeper_is_the_largest_picture_and_members_carry_similarity(photos, cli):
-    cli("index", photos, "--quiet")
+    cli("index", photos, "--quiet", "--no-clip")
     d = cli.json("dupes")
     b_group = next(g for g in d["groups"] if any(f["path"].endswith("b.jpg") for f in g["files"]))
     assert b_group["keep"].endswith("b_big.jpg")  # 1280x960 beats 640x480
@@ -62,7 +62,7 @@ def test_keeper_is_the_largest_picture_and_members_carry_similarity(photos, cli)
 
 
 def test_exact_mode_groups_only_byte_copies(photos, cli):
-    cli("index", photos, "--quiet")
+    cli("index", photos, "--quiet", "--no-clip")
     d = cli.json("dupes", "--by", "exact")
     assert group_paths(d) == [{"a.jpg", "a copy.jpg"}]
     assert d["threshold"] == 1.0 and d["by"] == "exact"
@@ -71,7 +71,7 @@ def test_exact_mode_groups_only_byte_copies(photos, cli):
 def test_threshold_decides_which_edits_count(photos, cli):
     a = picture(1)
     save(a.crop((32, 24, 608, 456)), photos / "edits" / "a_crop.jpg", quality=90)  # pHash similarity 0.875
-    cli("index", photos, "--quiet")
+    cli("index", photos, "--quiet", "--no-clip")
     for threshold, crop_in in ((1.0, False), (0.9, False), (0.85, True)):
         d = cli.json("dupes", "--threshold", str(threshold))
         assert any("a_crop.jpg" in g for g in group_paths(d)) is crop_in, threshold
@@ -103,11 +103,11 @@ def test_between_reports_only_groups_spanning_both_folders(photos, cli):
 def test_hidden_and_excluded_files_are_skipped(photos, cli):
     save(picture(1), photos / ".hidden" / "a_hidden.jpg")
     save(picture(1), photos / "misc" / ".a_dot.jpg")
-    cli("index", photos, "--quiet", "--exclude", "export", "--exclude", "*.webp")
+    cli("index", photos, "--quiet", "--no-clip", "--exclude", "export", "--exclude", "*.webp")
     paths = {os.path.basename(f.path) for f in _catalog_files(cli.index_dir)}
     assert "a_hidden.jpg" not in paths and ".a_dot.jpg" not in paths
     assert not {"a.png", "a.webp", "a_small.jpg"} & paths
-    cli("index", photos, "--quiet", "--hidden")
+    cli("index", photos, "--quiet", "--no-clip", "--hidden")
     paths = {os.path.basename(f.path) for f in _catalog_files(cli.index_dir)}
     assert {"a_hidden.jpg", ".a_dot.jpg", "a.png"} <= paths
 
@@ -115,7 +115,7 @@ def test_hidden_and_excluded_files_are_skipped(photos, cli):
 def test_symlink_loops_end_and_linked_files_count_once(photos, cli):
     os.symlink(photos, photos / "misc" / "loop")
     os.symlink(photos / "2019" / "b.jpg", photos / "misc" / "b_link.jpg")
-    result = cli("index", photos, "--quiet")
+    result = cli("index", photos, "--quiet", "--no-clip")
     assert result.exit_code == 0
     files = _catalog_files(cli.index_dir)
     assert len(files) == 14  # nothing twice, and the loop ended
@@ -203,7 +203,34 @@ def test_parallel_workers_give_the_same_index_as_one(photos, tmp_path):
 
 
 def test_catalog_records_its_schema_version(photos, cli):
-    cli("index", photos, "--quiet")
+    cli("index", photos, "--quiet", "--no-clip")
     conn = sqlite3.connect(cli.index_dir / "catalog.sqlite")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    from simfind.catalog import SCHEMA_VERSION
+
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+
+
+def test_an_index_from_an_older_schema_is_migrated_and_keeps_its_files(photos, tmp_path):
+    from simfind.catalog import MIGRATIONS, SCHEMA_VERSION
+
+    idx = tmp_path / "old"
+    idx.mkdir()
+    conn = sqlite3.connect(idx / "catalog.sqlite")
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO files (path, size, mtime_ns, content_hash, width, height, phash, indexed_at)"
+                 " VALUES ('/x/a.jpg', 1, 1, x'00', 10, 10, x'0000000000000000', 0)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    assert api.info(str(idx)).files == 1 and api.info(str(idx)).schema_version == SCHEMA_VERSION
+
+
+def test_an_index_from_a_newer_simfind_is_refused(tmp_path, cli):
+    cli.index_dir.mkdir()
+    conn = sqlite3.connect(cli.index_dir / "catalog.sqlite")
+    conn.execute("PRAGMA user_version = 999")
+    conn.commit()
+    result = cli("info")
+    assert result.exit_code == 3 and "newer simfind" in result.stderr

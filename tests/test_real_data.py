@@ -14,7 +14,7 @@ def labelled_dupes(tmp_path_factory, labelled):
     from .conftest import Cli
 
     cli = Cli(tmp_path_factory.mktemp("labelled") / "index")
-    result = cli("index", labelled, "--quiet")
+    result = cli("index", labelled, "--quiet", "--no-clip")
     assert result.exit_code == 0, result.stderr
     info = json.loads(cli("info", "--errors", "--format", "json").stdout)
     return cli.json("dupes"), info

@@ -1,0 +1,247 @@
+"""CLIP image and text embeddings through open_clip, loaded lazily (torch is imported only here).
+
+Model specs: `NAME:TAG` (an open_clip model with its pretrained tag; weights from the Hugging Face cache),
+`hf-hub:org/repo`, or `local-dir:/path` (a folder with open_clip_config.json and the weights).
+Embeddings are L2-normalised float32. The pixel preparation that open_clip's transform does with
+torchvision (resize, centre crop) is done by `prepare` on PIL images in the decode workers, so the model
+process only converts, normalises and runs the forward pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import SimfindError, UsageError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+# ViT-B-32 is the cheapest CLIP that is good at near-duplicates: ~4.4 GFLOPs per image, 4x less than ViT-B-16.
+# The LAION-2B tag is the strongest ViT-B-32 weights in open_clip that every mirror has.
+DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
+HUB_HOST = ("huggingface.co", 443)
+HUB_PROBE_TIMEOUT_S = 2.0
+
+
+class ModelUnavailable(SimfindError):
+    """The model's weights cannot be had (offline, not cached, folder missing)."""
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """What `prepare` needs from open_clip's preprocess config; plain values, cheap to send to workers."""
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bicubic"
+    resize_mode: str = "shortest"
+    fill_color: int = 0
+
+
+def prepare(image: Image.Image, pp: Preprocess) -> np.ndarray:
+    """RGB PIL image -> (size, size, 3) uint8, as open_clip's Resize + CenterCrop (or squash/longest) would."""
+    from PIL import Image as PILImage
+
+    resample = {"bicubic": PILImage.BICUBIC, "bilinear": PILImage.BILINEAR, "random": PILImage.BICUBIC}.get(
+        pp.interpolation, PILImage.BICUBIC
+    )
+    s = pp.size
+    w, h = image.size
+    if pp.resize_mode == "squash":
+        return np.asarray(image.resize((s, s), resample), dtype=np.uint8)
+    if pp.resize_mode == "longest":
+        scale = s / max(w, h)
+        im = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), resample)
+        canvas = PILImage.new("RGB", (s, s), (pp.fill_color,) * 3)
+        canvas.paste(im, ((s - im.width) // 2, (s - im.height) // 2))
+        return np.asarray(canvas, dtype=np.uint8)
+    # shortest side to s (torchvision Resize(int)), then centre crop
+    if w <= h:
+        nw, nh = s, int(s * h / w)
+    else:
+        nw, nh = int(s * w / h), s
+    im = image.resize((nw, nh), resample) if (nw, nh) != (w, h) else image
+    left, top = int(round((nw - s) / 2.0)), int(round((nh - s) / 2.0))
+    return np.asarray(im.crop((left, top, left + s, top + s)), dtype=np.uint8)
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """`NAME:TAG` -> (NAME, TAG); `hf-hub:...` and `local-dir:...` -> (spec, None)."""
+    if spec.startswith("local-dir:"):
+        path = os.path.abspath(os.path.expanduser(spec[len("local-dir:") :]))
+        return "local-dir:" + path, None
+    if spec.startswith("hf-hub:"):
+        return spec, None
+    name, sep, tag = spec.partition(":")
+    if not sep or not name or not tag:
+        raise UsageError(
+            f"--model {spec!r}: name a pretrained tag (e.g. {DEFAULT_MODEL}), or use hf-hub:org/repo or local-dir:/path"
+        )
+    return name, tag
+
+
+def canonical(spec: str) -> str:
+    name, tag = parse_spec(spec)
+    return f"{name}:{tag}" if tag else name
+
+
+def _check_local_dir(path: str) -> None:
+    fix = "it needs open_clip_config.json and the weights (.safetensors, .bin or .pth)"
+    if not os.path.isdir(path):
+        raise ModelUnavailable(f"--model local-dir:{path}: no such folder; {fix}")
+    if not os.path.isfile(os.path.join(path, "open_clip_config.json")):
+        raise ModelUnavailable(f"--model local-dir:{path}: open_clip_config.json is missing; {fix}")
+    if not any(n.endswith((".safetensors", ".bin", ".pth")) for n in os.listdir(path)):
+        raise ModelUnavailable(f"--model local-dir:{path}: no weights file; {fix}")
+
+
+def _hub_reachable() -> bool:
+    try:
+        with socket.create_connection(HUB_HOST, timeout=HUB_PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _unavailable(spec: str, why: str) -> ModelUnavailable:
+    return ModelUnavailable(
+        f"CLIP weights for {spec} are not available ({why}); run once online to cache them, "
+        "or pass --model local-dir:/path/to/model, or index with --no-clip"
+    )
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("--device mps: MPS is not available on this machine")
+    return device
+
+
+class ClipModel:
+    """A loaded open_clip model: images (prepared uint8 pixels) and texts -> L2-normalised float32 vectors."""
+
+    def __init__(self, spec: str, model, tokenizer, preprocess: Preprocess, device: str, dim: int, precision: str):
+        self.spec = spec
+        self.model = model
+        self.tokenizer = tokenizer
+        self.preprocess = preprocess
+        self.device = device
+        self.dim = dim
+        self.precision = precision
+        import torch
+
+        self._mean = torch.tensor(preprocess.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255.0
+        self._std = torch.tensor(preprocess.std, dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255.0
+
+    def _autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device if self.device != "mps" else "cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def tensor(self, pixels: np.ndarray):
+        """(N, S, S, 3) uint8 -> normalised (N, 3, S, S) float tensor on the model's device."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device).permute(0, 3, 1, 2).float()
+        return (x - self._mean) / self._std
+
+    def embed_tensor(self, x) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode(), self._autocast():
+            feats = self.model.encode_image(x)
+        feats = torch.nn.functional.normalize(feats.float(), dim=-1)
+        return feats.cpu().numpy().astype(np.float32, copy=False)
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        if len(pixels) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.embed_tensor(self.tensor(pixels))
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        tokens = self.tokenizer(texts).to(self.device)
+        with torch.inference_mode(), self._autocast():
+            feats = self.model.encode_text(tokens)
+        feats = torch.nn.functional.normalize(feats.float(), dim=-1)
+        return feats.cpu().numpy().astype(np.float32, copy=False)
+
+
+def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", threads: int | None = None, precision: str = "fp32") -> ClipModel:
+    """Load a CLIP model. Raises ModelUnavailable (weights missing) or UsageError (bad spec); never hangs on the
+    network: the hub is probed for 2 s and, when unreachable, only the local cache is used."""
+    name, tag = parse_spec(spec)
+    if name.startswith("local-dir:"):
+        _check_local_dir(name[len("local-dir:") :])
+    elif not os.environ.get("HF_HUB_OFFLINE") and not _hub_reachable():
+        os.environ["HF_HUB_OFFLINE"] = "1"  # cache only: huggingface_hub reads this when first imported
+    import logging
+
+    import torch
+
+    import open_clip
+
+    if threads:
+        torch.set_num_threads(threads)
+    dev = pick_device(device)
+    if not name.startswith(("local-dir:", "hf-hub:")):
+        if name not in open_clip.list_models():
+            raise UsageError(f"--model {spec!r}: unknown open_clip model {name!r}")
+        if (name, tag) not in set(open_clip.list_pretrained()) and not os.path.isfile(tag or ""):
+            raise UsageError(f"--model {spec!r}: {tag!r} is not a pretrained tag of {name} in open_clip")
+    logging.disable(logging.CRITICAL)  # open_clip logs through the root logger; our one-line errors say it all
+    try:
+        model, _, _ = open_clip.create_model_and_transforms(name, pretrained=tag, device=dev)
+    except (RuntimeError, OSError, ValueError) as e:
+        offline = os.environ.get("HF_HUB_OFFLINE")
+        raise _unavailable(canonical(spec), "offline and not in the cache" if offline else str(e).splitlines()[0]) from None
+    finally:
+        logging.disable(logging.NOTSET)
+    model.eval()
+    pp_cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+    size = pp_cfg.get("size", 224)
+    size = size[0] if isinstance(size, (tuple, list)) else int(size)
+    pp = Preprocess(
+        size=size,
+        mean=tuple(pp_cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)),
+        std=tuple(pp_cfg.get("std", open_clip.OPENAI_DATASET_STD)),
+        interpolation=pp_cfg.get("interpolation", "bicubic"),
+        resize_mode=pp_cfg.get("resize_mode", "shortest"),
+        fill_color=pp_cfg.get("fill_color", 0),
+    )
+    tokenizer = open_clip.get_tokenizer(name)
+    with torch.inference_mode():
+        dim = int(model.encode_image(torch.zeros(1, 3, size, size, device=dev)).shape[-1])
+    return ClipModel(canonical(spec), model, tokenizer, pp, dev, dim, precision)
+
+
+def write_local_dir(model, model_cfg: dict, path: str, preprocess_cfg: dict | None = None) -> str:
+    """Save an open_clip model as a `local-dir:` folder (config + weights). Used to ship or test models offline."""
+    import torch
+
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "open_clip_config.json"), "w", encoding="utf-8") as fh:
+        json.dump({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg or {}}, fh)
+    torch.save(model.state_dict(), os.path.join(path, "open_clip_pytorch_model.bin"))
+    return "local-dir:" + os.path.abspath(path)
