@@ -11,7 +11,18 @@ from .catalog import Catalog
 from .errors import IndexUnreadable, SimfindError, UsageError
 from .group import complete_linkage
 from .hashing import content_hash, max_distance, similarity
-from .records import DupesReport, Failure, FileRef, Group, IndexedFile, IndexInfo, IndexReport, Member
+from .records import (
+    DupesReport,
+    Failure,
+    FileRef,
+    Group,
+    IndexedFile,
+    IndexInfo,
+    IndexReport,
+    Match,
+    Member,
+    QueryReport,
+)
 from .scan import scan
 
 if TYPE_CHECKING:
@@ -405,3 +416,70 @@ def info(index_dir: str, *, errors_limit: int | None = None) -> IndexInfo:
         schema_version=schema,
         error_files=tuple(error_files[:errors_limit] if errors_limit else error_files),
     )
+
+
+def query(
+    text_or_image: str,
+    *,
+    index_dir: str,
+    k: int = 10,
+    threshold: float | None = None,
+    device: str = "auto",
+) -> QueryReport:
+    """The k indexed files most similar to an image (a path) or a text (anything that is not a file).
+    CLIP when the index has embeddings; otherwise, for an image, the perceptual hash."""
+    import numpy as np
+
+    if k < 1:
+        raise UsageError(f"-k must be at least 1, not {k}")
+    is_image = os.path.isfile(text_or_image)
+    with Catalog.open(index_dir, create=False) as catalog:
+        counts = catalog.counts()
+        model_spec = catalog.get_meta("model") if counts["embedded"] else None
+        files = {f.id: f for f in catalog.indexed_files()}
+        vectors = _refresh_vectors(catalog, index_dir) if model_spec else None
+    if not files:
+        return QueryReport(os.path.abspath(text_or_image) if is_image else text_or_image, "clip" if model_spec else "hash", ())
+    if model_spec:
+        from .embed import load
+        from .vectors import search
+
+        model = load(model_spec, device=device)
+        if is_image:
+            vec = model.embed_pixels(_query_features(text_or_image, model.preprocess).pixels[None])
+        else:
+            vec = model.embed_texts([text_or_image])
+        sims, ids = search(vectors, vec, k)
+        found = [(int(i), float(s)) for s, i in zip(sims[0], ids[0]) if i >= 0]
+        by = "clip"
+    elif is_image:
+        from .vectors import hash_knn
+
+        code = _query_features(text_or_image).phash
+        ordered = list(files.values())
+        codes = np.frombuffer(b"".join(f.phash for f in ordered), dtype=np.uint8).reshape(len(ordered), -1)
+        found = [(ordered[i].id, 1.0 - d / 64) for i, d in hash_knn(codes, code, k)]
+        by = "hash"
+    else:
+        raise UsageError(
+            f"{text_or_image!r} is not a file, and a text query needs CLIP embeddings, which this index does not have"
+        )
+    matches = [(files[i], s) for i, s in found if i in files and (threshold is None or s >= threshold - 1e-9)]
+    return QueryReport(
+        os.path.abspath(text_or_image) if is_image else text_or_image,
+        by,
+        tuple(Match(r, f, s) for r, (f, s) in enumerate(matches, 1)),
+    )
+
+
+def _query_features(path: str, clip=None):
+    """The query image, read exactly as `index` reads files (same decode, same draft size), so that an indexed
+    file finds itself at similarity 1.0."""
+    from .pipeline import process_file
+    from .records import Failure
+
+    st = os.stat(path)
+    result = process_file(FileRef(os.path.abspath(path), st.st_size, st.st_mtime_ns), clip)
+    if isinstance(result, Failure):
+        raise UsageError(f"cannot read the query image {path}: {result.reason}")
+    return result

@@ -322,6 +322,41 @@ def dupes_cmd(
         raise typer.Exit(1)
 
 
+@app.command("query")
+def query_cmd(
+    image_or_text: Annotated[str, typer.Argument(help="An image file, or a text (needs CLIP embeddings).", show_default=False)],
+    index: IndexOpt = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="How many results.")] = 10,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option("--threshold", "-t", min=0.0, max=1.0, help="Keep only results at or above this similarity.",
+                     show_default=False),
+    ] = None,
+    fail_on_miss: Annotated[
+        bool, typer.Option("--fail-on-miss", help="Exit 1 when no result meets --threshold (is this a known image?).")
+    ] = False,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the results to FILE.", dir_okay=False, show_default=False)] = None,
+    device: DeviceOpt = Device.auto,
+    quiet: QuietOpt = False,
+) -> None:
+    """The indexed images most similar to an image or a text. By CLIP when the index has embeddings;
+    an image query without them ranks by perceptual hash."""
+    from . import api
+    from .render import query_csv, query_json, query_table
+
+    report = api.query(image_or_text, index_dir=str(index or _default_index()), k=k, threshold=threshold,
+                       device=device.value)
+    if fmt is Format.json:
+        _write_output(query_json(report), output)
+    elif fmt is Format.csv:
+        _write_output(query_csv(report), output)
+    else:
+        _render_table(lambda console: query_table(report, console), output)
+    if fail_on_miss and not report.results:
+        raise typer.Exit(1)
+
+
 @app.command("info")
 def info_cmd(
     index: IndexOpt = None,

@@ -110,6 +110,17 @@ def _hub_reachable() -> bool:
         return False
 
 
+def _cache_only() -> None:
+    """Make huggingface_hub use its cache and never the network: the env var for a first import, the constant
+    for a module imported already (it reads the constant at call time)."""
+    import sys
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    hub = sys.modules.get("huggingface_hub")
+    if hub is not None:
+        hub.constants.HF_HUB_OFFLINE = True
+
+
 def _unavailable(spec: str, why: str) -> ModelUnavailable:
     return ModelUnavailable(
         f"CLIP weights for {spec} are not available ({why}); run once online to cache them, "
@@ -162,7 +173,7 @@ class ClipModel:
         """(N, S, S, 3) uint8 -> normalised (N, 3, S, S) float tensor on the model's device."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device).permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(np.require(pixels, np.uint8, ["C", "W"])).to(self.device).permute(0, 3, 1, 2).float()
         return (x - self._mean) / self._std
 
     def embed_tensor(self, x) -> np.ndarray:
@@ -194,8 +205,8 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", threads: int | None
     name, tag = parse_spec(spec)
     if name.startswith("local-dir:"):
         _check_local_dir(name[len("local-dir:") :])
-    elif not os.environ.get("HF_HUB_OFFLINE") and not _hub_reachable():
-        os.environ["HF_HUB_OFFLINE"] = "1"  # cache only: huggingface_hub reads this when first imported
+    elif os.environ.get("HF_HUB_OFFLINE") or not _hub_reachable():
+        _cache_only()
     import logging
 
     import torch

@@ -115,3 +115,17 @@ class IndexInfo:
     bytes: int
     schema_version: int
     error_files: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Match:
+    rank: int
+    file: IndexedFile
+    similarity: float
+
+
+@dataclass(frozen=True)
+class QueryReport:
+    query: str  # an absolute image path, or the text
+    by: str  # "clip" or "hash"
+    results: tuple[Match, ...]

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .records import DupesReport, IndexInfo, IndexReport
+from .records import DupesReport, IndexInfo, IndexReport, QueryReport
 
 JSON_VERSION = 1
 
@@ -166,3 +166,40 @@ def info_table(info: IndexInfo, console: Console, with_errors: bool) -> None:
             errors.add_row(path, reason)
         console.print()
         console.print(errors)
+
+
+def query_dict(report: QueryReport) -> dict:
+    return {
+        "version": JSON_VERSION,
+        "query": report.query,
+        "by": report.by,
+        "results": [{"rank": m.rank, "path": m.file.path, "similarity": round(m.similarity, 4)} for m in report.results],
+    }
+
+
+def query_json(report: QueryReport) -> str:
+    return json.dumps(query_dict(report), indent=2) + "\n"
+
+
+def query_csv(report: QueryReport) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["rank", "path", "similarity", "size", "width", "height"])
+    for m in report.results:
+        writer.writerow([m.rank, m.file.path, f"{m.similarity:.4f}", m.file.size, m.file.width, m.file.height])
+    return out.getvalue()
+
+
+def query_table(report: QueryReport, console: Console) -> None:
+    table = Table(title=f"most similar to {report.query!r} (by {report.by})", title_justify="left", show_edge=False)
+    table.add_column("rank", justify="right")
+    table.add_column("similarity", justify="right")
+    table.add_column("size", justify="right")
+    table.add_column("dimensions", justify="right")
+    table.add_column("path", overflow="fold")
+    for m in report.results:
+        table.add_row(str(m.rank), f"{m.similarity:.3f}", human_bytes(m.file.size), f"{m.file.width}x{m.file.height}",
+                      display_path(m.file.path))
+    console.print(table)
+    if not report.results:
+        console.print("no results")

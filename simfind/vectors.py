@@ -120,3 +120,14 @@ def cosine_pairs(vecs: np.ndarray, threshold: float) -> list[tuple[int, int, flo
     rows = np.repeat(np.arange(n), np.diff(lims.astype(np.int64)))
     keep = (rows < ids) & (sims >= threshold - 1e-6)
     return list(zip(rows[keep].tolist(), ids[keep].tolist(), sims[keep].tolist()))
+
+
+def hash_knn(codes: np.ndarray, query: bytes, k: int) -> list[tuple[int, int]]:
+    """The k rows of `codes` nearest to `query` in hamming distance: (row, distance), nearest first."""
+    import faiss
+
+    index = faiss.IndexBinaryFlat(codes.shape[1] * 8)
+    index.add(np.ascontiguousarray(codes, dtype=np.uint8))
+    k = max(1, min(k, len(codes)))
+    dist, rows = index.search(np.frombuffer(query, dtype=np.uint8)[None], k)
+    return [(int(r), int(d)) for r, d in zip(rows[0], dist[0]) if r >= 0]

@@ -1,0 +1,172 @@
+"""CLIP paths with a tiny open_clip model the tests build (small config, random weights, a local-dir: folder)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import group_paths, picture, save
+
+TINY_CFG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+def tiny_model(path: Path, seed: int = 0, embed_dim: int = 32) -> str:
+    import open_clip
+    import torch
+
+    from simfind.embed import write_local_dir
+
+    torch.manual_seed(seed)
+    cfg = dict(TINY_CFG, embed_dim=embed_dim)
+    return write_local_dir(open_clip.CLIP(**cfg), cfg, str(path))
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> str:
+    return tiny_model(tmp_path_factory.mktemp("tinyclip"))
+
+
+@pytest.fixture
+def pics(tmp_path: Path) -> Path:
+    root = tmp_path / "pics"
+    a = picture(1)
+    save(a, root / "a.png")
+    save(a, root / "copies" / "a.bmp")  # same pixels, other bytes
+    for seed in (2, 3, 4):
+        save(picture(seed), root / f"p{seed}.jpg", quality=90)
+    return root
+
+
+def test_local_dir_model_embeds_every_file_and_is_recorded(pics, cli, tiny):
+    result = cli("index", pics, "--model", tiny, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    info = json.loads(cli("info", "--format", "json").stdout)
+    assert info["embedded"] == 5 and info["files"] == 5
+    assert info["model"] == tiny
+    assert any(n.startswith("clip-") and n.endswith(".faiss") for n in os.listdir(cli.index_dir))
+
+
+def test_image_query_finds_itself_first(pics, cli, tiny):
+    cli("index", pics, "--model", tiny, "--quiet")
+    d = cli.json("query", pics / "p3.jpg", "-k", "3")
+    assert d["by"] == "clip" and d["query"] == str(pics / "p3.jpg")
+    assert d["results"][0]["path"] == str(pics / "p3.jpg")
+    assert d["results"][0]["similarity"] == pytest.approx(1.0, abs=1e-3)
+    assert [r["rank"] for r in d["results"]] == [1, 2, 3]
+
+
+def test_text_query_goes_through_the_text_tower(pics, cli, tiny):
+    cli("index", pics, "--model", tiny, "--quiet")
+    d = cli.json("query", "a red car", "-k", "5")
+    assert d["by"] == "clip" and d["query"] == "a red car" and len(d["results"]) == 5
+    sims = [r["similarity"] for r in d["results"]]
+    assert sims == sorted(sims, reverse=True)
+
+
+def test_query_threshold_and_fail_on_miss(pics, cli, tiny):
+    cli("index", pics, "--model", tiny, "--quiet")
+    assert cli("query", pics / "p2.jpg", "--threshold", "0.999", "--fail-on-miss").exit_code == 0
+    save(picture(50), pics.parent / "new.jpg")
+    hit = cli.json("query", pics.parent / "new.jpg", "--threshold", "0.9999")
+    assert hit["results"] == []
+    assert cli("query", pics.parent / "new.jpg", "--threshold", "0.9999", "--fail-on-miss").exit_code == 1
+
+
+def test_hash_indexed_files_get_embeddings_later_and_only_once(pics, cli, tiny):
+    cli("index", pics, "--no-clip", "--quiet")
+    assert json.loads(cli("info", "--format", "json").stdout)["embedded"] == 0
+    cli("index", pics, "--model", tiny, "--quiet")
+    assert json.loads(cli("info", "--format", "json").stdout)["embedded"] == 5
+    from simfind import api
+
+    again = api.index([str(pics)], index_dir=str(cli.index_dir), clip=tiny, workers=1)
+    assert (again.unchanged, again.added, again.updated) == (5, 0, 0)
+
+
+def test_a_changed_or_removed_file_leaves_no_stale_vector(pics, cli, tiny):
+    cli("index", pics, "--model", tiny, "--quiet")
+    (pics / "p4.jpg").unlink()
+    save(picture(77), pics / "p2.jpg", quality=90)
+    st = (pics / "p2.jpg").stat()
+    os.utime(pics / "p2.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    cli("index", pics, "--model", tiny, "--quiet")
+    assert json.loads(cli("info", "--format", "json").stdout)["embedded"] == 4
+    d = cli.json("query", pics / "p2.jpg", "-k", "1")
+    assert d["results"][0]["path"] == str(pics / "p2.jpg")
+    assert d["results"][0]["similarity"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_different_model_is_refused_unless_reembed(pics, cli, tiny, tmp_path):
+    cli("index", pics, "--model", tiny, "--quiet")
+    other = tiny_model(tmp_path / "other", seed=1, embed_dim=16)
+    refused = cli("index", pics, "--model", other, "--quiet")
+    assert refused.exit_code == 3 and "holds embeddings from" in refused.stderr and "--reembed" in refused.stderr
+    assert cli("index", pics, "--model", other, "--reembed", "--quiet").exit_code == 0
+    info = json.loads(cli("info", "--format", "json").stdout)
+    assert info["model"] == other and info["embedded"] == 5
+
+
+def test_dupes_by_clip_groups_same_pixels(pics, cli, tiny):
+    cli("index", pics, "--model", tiny, "--quiet")
+    d = cli.json("dupes", "--by", "clip", "--threshold", "0.999")
+    assert d["by"] == "clip"
+    assert {"a.png", "a.bmp"} in group_paths(d)
+    between = cli.json("dupes", "--by", "clip", "--threshold", "0.999", "--between", pics, pics / "copies")
+    assert group_paths(between) == [{"a.png", "a.bmp"}]
+
+
+def test_missing_local_dir_warns_once_and_indexes_hashes(pics, cli, tmp_path):
+    result = cli("index", pics, "--model", f"local-dir:{tmp_path / 'nowhere'}")
+    assert result.exit_code == 0
+    assert result.stderr.count("warning:") == 1 and "local-dir" in result.stderr
+    assert json.loads(cli("info", "--format", "json").stdout)["files"] == 5
+    strict = cli("index", pics, "--model", f"local-dir:{tmp_path / 'nowhere'}", "--require-clip")
+    assert strict.exit_code == 3 and "Traceback" not in strict.stderr
+
+
+def test_offline_without_cached_weights_falls_back_without_hanging(pics, cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-cache"))  # nothing cached
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as on a machine with no network
+    result = cli("index", pics, "--model", "ViT-B-32:laion2b_s34b_b79k")
+    assert result.exit_code == 0, result.stderr
+    assert "warning:" in result.stderr and "--model local-dir:" in result.stderr and "Traceback" not in result.stderr
+    strict = cli("index", pics, "--model", "ViT-B-32:laion2b_s34b_b79k", "--require-clip")
+    assert strict.exit_code == 3 and "run once online" in strict.stderr
+
+
+def test_text_query_without_embeddings_is_a_clear_error(pics, cli):
+    cli("index", pics, "--no-clip", "--quiet")
+    result = cli("query", "a red car")
+    assert result.exit_code == 2 and "needs CLIP" in result.stderr
+
+
+def test_image_query_without_embeddings_ranks_by_hash(pics, cli):
+    cli("index", pics, "--no-clip", "--quiet")
+    d = cli.json("query", pics / "copies" / "a.bmp", "-k", "2")
+    assert d["by"] == "hash"
+    assert {os.path.basename(r["path"]) for r in d["results"]} == {"a.png", "a.bmp"}
+    assert all(r["similarity"] == 1.0 for r in d["results"])
+
+
+def test_prepare_matches_open_clip_preprocessing():
+    """The workers' resize + centre crop, then normalisation in the model process, equal open_clip's transform."""
+    import numpy as np
+    import open_clip
+    import torch
+
+    from simfind.embed import Preprocess, prepare
+
+    img = picture(9, (300, 200))
+    pp = Preprocess(size=64, mean=open_clip.OPENAI_DATASET_MEAN, std=open_clip.OPENAI_DATASET_STD)
+    ref = open_clip.image_transform(64, is_train=False)(img).numpy()
+    mine = prepare(img, pp).astype(np.float32) / 255.0
+    mine = (mine - np.array(pp.mean)) / np.array(pp.std)
+    assert np.abs(mine.transpose(2, 0, 1) - ref).max() < 0.05
+    assert torch.is_tensor(torch.from_numpy(ref))
