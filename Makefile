@@ -16,6 +16,7 @@ test:
 bench:
 	$(BIN)/python bench/bench_index.py
 	$(BIN)/python bench/bench_threshold.py
+	$(BIN)/python bench/bench_clip.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

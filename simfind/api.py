@@ -206,9 +206,12 @@ def _update(
     progress("index", 0, len(todo))
     try:
         if todo:  # decoding pulls in PIL, numpy, imagehash and a process pool: only when there is work
-            from .pipeline import make_runner, run
+            from .pipeline import default_workers, make_runner, run
 
             clip_pp = model.preprocess if model is not None else None
+            if workers is None and model is not None:
+                # the model takes every core; decoding needs a fraction of that (measured: bench/bench_clip.py)
+                workers = max(1, default_workers() // 4)
             batches = run(todo, runner or make_runner(workers), batch_size if model else 32, clip_pp)
         else:
             batches = iter(())

@@ -1,0 +1,141 @@
+"""CLIP indexing speed against the bare model, bf16 against fp32, and query latency, measured in one run.
+
+- forward: ViT-B-32 (random weights: the same cost as trained ones) on pre-made tensors, same batch size and
+  torch threads as indexing.
+- index: `api.index` with that model on real photos, end to end (decode and preprocessing in worker
+  processes overlapping the forward pass, catalog writes, FAISS file). Steady-state rate from the first to the
+  last finished batch, and the whole call including model loading.
+- bf16: autocast speed and the cosine between bf16 and fp32 embeddings of the same real photos.
+- query: latency of one CLIP query against 100k synthetic vectors, after the model is loaded.
+Usage: python bench/bench_clip.py [--images N] [--batch-size B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from simfind import api  # noqa: E402
+from simfind.embed import load, prepare, write_local_dir  # noqa: E402
+from simfind.pipeline import default_workers  # noqa: E402
+from simfind.scan import scan  # noqa: E402
+
+PHOTOS = os.path.join(ROOT, "..", "shared", "data", "photos", "imagenet")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=None, help="decode workers (default: simfind's choice)")
+    a = ap.parse_args()
+    if not os.path.isdir(PHOTOS):
+        print(f"bench: skipped, {PHOTOS} is not on this machine")
+        return 0
+    import open_clip
+    import torch
+
+    threads = default_workers()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = open_clip.get_model_config("ViT-B-32")
+        torch.manual_seed(0)
+        spec = write_local_dir(open_clip.CLIP(**cfg), cfg, os.path.join(tmp, "vitb32"))
+        t = time.perf_counter()
+        model = load(spec, threads=threads)
+        t_load = time.perf_counter() - t
+
+        # bare forward on pre-made tensors
+        b = a.batch_size
+        x = model.tensor(np.random.default_rng(0).integers(0, 256, (b, 224, 224, 3), dtype=np.uint8))
+        model.embed_tensor(x)  # warm-up
+        reps = max(2, a.images // b)
+        t = time.perf_counter()
+        for _ in range(reps):
+            model.embed_tensor(x)
+        fwd_rate = reps * b / (time.perf_counter() - t)
+
+        # end to end on real photos (a copy-free subset: the first N files, by symlink-free listing)
+        files = scan([PHOTOS]).files[: a.images]
+        subset = os.path.join(tmp, "photos")
+        os.makedirs(subset)
+        for f in files:
+            os.link(f.path, os.path.join(subset, os.path.basename(f.path))) if _same_fs(f.path, tmp) else \
+                os.symlink(f.path, os.path.join(subset, os.path.basename(f.path)))
+        marks: list[float] = []
+        t0 = time.perf_counter()
+        api.index([subset], index_dir=os.path.join(tmp, "idx"), clip=spec, workers=a.workers, batch_size=b,
+                  progress=lambda phase, done, total: marks.append(time.perf_counter()) if phase == "index" else None)
+        t_index = time.perf_counter() - t0
+        first, last = marks[1], marks[-1]  # marks[0] is the start signal
+        steady = (len(files) - b) / (last - first) if last > first else float("nan")
+
+        # bf16 vs fp32 on real photos
+        from PIL import Image
+
+        pix = np.stack([prepare(Image.open(f.path).convert("RGB"), model.preprocess) for f in files[:b]])
+        fp32 = model.embed_pixels(pix)
+        model.precision = "bf16"
+        try:
+            bf16 = model.embed_pixels(pix)
+            t = time.perf_counter()
+            for _ in range(reps):
+                model.embed_tensor(x)
+            bf16_rate = reps * b / (time.perf_counter() - t)
+            cos = (fp32 * bf16).sum(1)
+            bf16_line = f"bf16 autocast: {bf16_rate:.1f} img/s ({bf16_rate / fwd_rate:.2f}x fp32); cosine to fp32 min {cos.min():.4f}, mean {cos.mean():.4f}"
+        except RuntimeError as e:
+            bf16_line = f"bf16 autocast: not supported here ({e})"
+        model.precision = "fp32"
+
+        # query latency against 100k vectors
+        from simfind.vectors import build, search
+
+        rng = np.random.default_rng(0)
+        vecs = rng.standard_normal((100_000, model.dim)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        t = time.perf_counter()
+        index = build(np.arange(100_000, dtype=np.int64), vecs)
+        t_build = time.perf_counter() - t
+        q_img = pix[:1]
+        lat = []
+        for _ in range(20):
+            t = time.perf_counter()
+            search(index, model.embed_pixels(q_img), 10)
+            lat.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for _ in range(20):
+            search(index, vecs[:1], 10)
+        search_ms = 1000 * (time.perf_counter() - t) / 20
+        lat_text = []
+        for _ in range(20):
+            t = time.perf_counter()
+            search(index, model.embed_texts(["a red car"]), 10)
+            lat_text.append(time.perf_counter() - t)
+
+    print(f"clip bench: ViT-B-32 (random weights), batch {b}, {threads} torch threads, {a.workers or max(1, threads // 4)} decode workers, "
+          f"{len(files)} real photos")
+    print(f"bare forward (pre-made tensors)   {fwd_rate:7.1f} img/s")
+    print(f"index end to end, steady state    {steady:7.1f} img/s  {steady / fwd_rate:.0%} of bare forward (target >= 90%)")
+    print(f"index end to end, whole call      {len(files) / t_index:7.1f} img/s  ({t_index:.1f} s incl. model load and FAISS write)")
+    print(bf16_line)
+    print(f"model load {t_load:.2f} s; 100k-vector index build {t_build:.2f} s; "
+          f"query latency median image {1000 * np.median(lat):.1f} ms, text {1000 * np.median(lat_text):.1f} ms "
+          f"(target < 50 ms), of which the FAISS search {search_ms:.1f} ms")
+    return 0
+
+
+def _same_fs(a: str, b: str) -> bool:
+    return os.stat(a).st_dev == os.stat(b).st_dev
+
+
+if __name__ == "__main__":
+    sys.exit(main())
