@@ -15,11 +15,10 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .errors import SimfindError, UsageError
 
 if TYPE_CHECKING:
+    import numpy as np
     from PIL import Image
 
 # ViT-B-32 is the cheapest CLIP that is good at near-duplicates: ~4.4 GFLOPs per image, 4x less than ViT-B-16.
@@ -47,6 +46,7 @@ class Preprocess:
 
 def prepare(image: Image.Image, pp: Preprocess) -> np.ndarray:
     """RGB PIL image -> (size, size, 3) uint8, as open_clip's Resize + CenterCrop (or squash/longest) would."""
+    import numpy as np
     from PIL import Image as PILImage
 
     resample = {"bicubic": PILImage.BICUBIC, "bilinear": PILImage.BILINEAR, "random": PILImage.BICUBIC}.get(
@@ -171,12 +171,14 @@ class ClipModel:
 
     def tensor(self, pixels: np.ndarray):
         """(N, S, S, 3) uint8 -> normalised (N, 3, S, S) float tensor on the model's device."""
+        import numpy as np
         import torch
 
         x = torch.from_numpy(np.require(pixels, np.uint8, ["C", "W"])).to(self.device).permute(0, 3, 1, 2).float()
         return (x - self._mean) / self._std
 
     def embed_tensor(self, x) -> np.ndarray:
+        import numpy as np
         import torch
 
         with torch.inference_mode(), self._autocast():
@@ -185,11 +187,14 @@ class ClipModel:
         return feats.cpu().numpy().astype(np.float32, copy=False)
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         if len(pixels) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self.embed_tensor(self.tensor(pixels))
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
         import torch
 
         tokens = self.tokenizer(texts).to(self.device)
