@@ -120,8 +120,8 @@ def index(
             if model is not None:
                 _check_model(catalog, model, reembed)
             report = _update(catalog, roots, found.files, found.failures, runner, workers, progress, model, batch_size)
-            if model is not None or report.removed:
-                _refresh_vectors(catalog, index_dir)
+            if catalog.counts()["embedded"] and (model is not None or report.removed):
+                _refresh_vectors(catalog, index_dir)  # so the next query does not pay for the rebuild
             return report
     finally:
         lock.release()
@@ -439,9 +439,10 @@ def query(
     with Catalog.open(index_dir, create=False) as catalog:
         counts = catalog.counts()
         model_spec = catalog.get_meta("model") if counts["embedded"] else None
-        files = {f.id: f for f in catalog.indexed_files()}
         vectors = _refresh_vectors(catalog, index_dir) if model_spec else None
-    if not files:
+        # a CLIP query reads only the rows it returns; a hash query needs every hash
+        files = {} if model_spec else {f.id: f for f in catalog.indexed_files()}
+    if not counts["files"]:
         return QueryReport(os.path.abspath(text_or_image) if is_image else text_or_image, "clip" if model_spec else "hash", ())
     if model_spec:
         from .embed import load
@@ -454,6 +455,8 @@ def query(
             vec = model.embed_texts([text_or_image])
         sims, ids = search(vectors, vec, k)
         found = [(int(i), float(s)) for s, i in zip(sims[0], ids[0]) if i >= 0]
+        with Catalog.open(index_dir, create=False) as catalog:
+            files = {f.id: f for f in catalog.files_by_id([i for i, _s in found])}
         by = "clip"
     elif is_image:
         from .vectors import hash_knn

@@ -141,6 +141,13 @@ class Catalog:
             sql += f" AND {clause}"
         return [IndexedFile(*row) for row in self.conn.execute(sql + " ORDER BY path", args)]
 
+    def files_by_id(self, ids: Sequence[int]) -> list[IndexedFile]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE error IS NULL AND id IN ({marks})"
+        return [IndexedFile(*row) for row in self.conn.execute(sql, list(ids))]
+
     def errors(self, roots: Sequence[str] | None = None) -> list[tuple[str, str]]:
         sql = "SELECT path, error FROM files WHERE error IS NOT NULL"
         args: list[str] = []

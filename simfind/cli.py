@@ -227,6 +227,15 @@ def _render_table(draw, output: Optional[Path]) -> None:
     _write_output(buf.getvalue(), output)
 
 
+def _emit(fmt: Format, output: Optional[Path], report, as_json, as_csv, as_table) -> None:
+    if fmt is Format.json:
+        _write_output(as_json(report), output)
+    elif fmt is Format.csv:
+        _write_output(as_csv(report), output)
+    else:
+        _render_table(lambda console: as_table(report, console), output)
+
+
 @app.command("index")
 def index_cmd(
     dirs: Annotated[list[Path], typer.Argument(help="Folders (or image files) to index.", exists=True, show_default=False)],
@@ -310,12 +319,7 @@ def dupes_cmd(
             between=(str(between[0]), str(between[1])) if between else None, workers=workers,
             progress=progress, notify=_notify(quiet),
         )
-    if fmt is Format.json:
-        _write_output(dupes_json(report), output)
-    elif fmt is Format.csv:
-        _write_output(dupes_csv(report), output)
-    else:
-        _render_table(lambda console: dupes_table(report, console), output)
+    _emit(fmt, output, report, dupes_json, dupes_csv, dupes_table)
     if fmt is not Format.table and not quiet:
         _err(dupes_summary(report))
     if fail_on_dupes and report.groups:
@@ -347,12 +351,7 @@ def query_cmd(
 
     report = api.query(image_or_text, index_dir=str(index or _default_index()), k=k, threshold=threshold,
                        device=device.value)
-    if fmt is Format.json:
-        _write_output(query_json(report), output)
-    elif fmt is Format.csv:
-        _write_output(query_csv(report), output)
-    else:
-        _render_table(lambda console: query_table(report, console), output)
+    _emit(fmt, output, report, query_json, query_csv, query_table)
     if fail_on_miss and not report.results:
         raise typer.Exit(1)
 
