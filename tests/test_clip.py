@@ -170,3 +170,16 @@ def test_prepare_matches_open_clip_preprocessing():
     mine = (mine - np.array(pp.mean)) / np.array(pp.std)
     assert np.abs(mine.transpose(2, 0, 1) - ref).max() < 0.05
     assert torch.is_tensor(torch.from_numpy(ref))
+
+
+def test_default_model_with_real_weights_when_cached(pics, cli):
+    """Runs only where the default weights are in the Hugging Face cache (never on a machine without the hub)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "open_clip_pytorch_model.bin")
+    if not isinstance(cached, str):
+        pytest.skip("ViT-B-32:laion2b_s34b_b79k weights are not in the Hugging Face cache (no hub access here)")
+    assert cli("index", pics, "--require-clip", "--quiet").exit_code == 0
+    d = cli.json("dupes", "--by", "clip")
+    assert {"a.png", "a.bmp"} in group_paths(d)
+    assert all(len(g) <= 2 for g in group_paths(d))  # distinct pictures stay apart with trained weights
