@@ -112,19 +112,37 @@ def index(
     renamed ones (same bytes) moved without decoding, vanished ones removed. With `clip` (a model spec), files
     also get CLIP embeddings; files indexed earlier without one get it now."""
     roots = _existing_roots(paths)
-    model = _load_model(clip, require_clip, device, notify) if clip else None
+    model = _LazyModel(clip, require_clip, device, notify) if clip else None
     found = scan(roots, hidden=hidden, exclude=exclude, on_found=lambda n: progress("scan", n, 0))
     lock = _lock(index_dir, notify)
     try:
         with Catalog.open(index_dir, create=True) as catalog:
             if model is not None:
-                _check_model(catalog, model, reembed)
+                _check_model(catalog, model.spec, reembed)
             report = _update(catalog, roots, found.files, found.failures, runner, workers, progress, model, batch_size)
-            if catalog.counts()["embedded"] and (model is not None or report.removed):
+            if catalog.counts()["embedded"] and (report.added or report.updated or report.removed or report.embedded):
                 _refresh_vectors(catalog, index_dir)  # so the next query does not pay for the rebuild
             return report
     finally:
         lock.release()
+
+
+class _LazyModel:
+    """The CLIP model, loaded on first use: a re-index with nothing to embed never imports torch."""
+
+    def __init__(self, spec: str, require: bool, device: str, notify: Notify):
+        from .embed import canonical
+
+        self.spec = canonical(spec)
+        self._args = (spec, require, device, notify)
+        self._model = None
+        self._tried = False
+
+    def get(self):
+        if not self._tried:
+            self._tried = True
+            self._model = _load_model(*self._args)
+        return self._model
 
 
 def _load_model(spec: str, require: bool, device: str, notify: Notify):
@@ -140,17 +158,17 @@ def _load_model(spec: str, require: bool, device: str, notify: Notify):
         return None
 
 
-def _check_model(catalog: Catalog, model, reembed: bool) -> None:
+def _check_model(catalog: Catalog, spec: str, reembed: bool) -> None:
     """One model per index: a different model is refused (or, with reembed, replaces every embedding)."""
     current = catalog.get_meta("model")
-    if current == model.spec and int(catalog.get_meta("dim") or 0) == model.dim:
+    if current == spec or not catalog.counts()["embedded"]:
         return
-    if current and catalog.counts()["embedded"] and not reembed:
+    if not reembed:
         raise SimfindError(
             f"this index holds embeddings from {current}; pass --model {current}, "
-            f"or --reembed to replace them with {model.spec}, or use another --index"
+            f"or --reembed to replace them with {spec}, or use another --index"
         )
-    catalog.clear_embeddings(model.spec, model.dim)
+    catalog.clear_embeddings(spec, 0)  # every file is now unembedded; the dimension is set once the model loads
 
 
 def _refresh_vectors(catalog: Catalog, index_dir: str):
@@ -172,6 +190,7 @@ def _update(
 ) -> IndexReport:
     known = catalog.stat_rows(roots)
     unembedded = catalog.unembedded(roots) if model is not None else set()
+    reembed_only: set[str] = set()
     on_disk = {f.path for f in files} | {f.ref.path for f in scan_failures}
     gone = {p: row for p, row in known.items() if p not in on_disk}
     todo: list[FileRef] = []
@@ -185,6 +204,7 @@ def _update(
             unchanged += 1
             if f.path in unembedded:
                 todo.append(f)  # indexed earlier without CLIP: decode again for the embedding
+                reembed_only.add(f.path)
         else:
             todo.append(f)
             updated += 1
@@ -201,6 +221,14 @@ def _update(
     if scan_failures:
         catalog.write(scan_failures)
 
+    lazy, model = model, None
+    if lazy is not None and todo:
+        model = lazy.get()
+        if model is None:  # no weights: hashes only, and nothing to redo for files that only lacked a vector
+            todo = [f for f in todo if f.path not in reembed_only]
+            reembed_only = set()
+        elif catalog.get_meta("model") != model.spec or catalog.get_meta("dim") != str(model.dim):
+            catalog.clear_embeddings(model.spec, model.dim)  # a first model for this index (checked above)
     failures: list[Failure] = list(scan_failures)
     done = 0
     progress("index", 0, len(todo))
@@ -233,6 +261,7 @@ def _update(
         removed=len(removals),
         failed=len(failures),
         failures=tuple(failures),
+        embedded=len(reembed_only),
     )
 
 

@@ -88,7 +88,7 @@ class IndexReport:
     removed: int
     failed: int
     failures: tuple[Failure, ...]
-    interrupted: bool = False
+    embedded: int = 0  # unchanged files that got the CLIP embedding they lacked
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,8 @@ def index_summary(report: IndexReport, index_dir: str) -> str:
     if report.removed:
         parts.append(f"{report.removed} removed")
     parts.append(f"{report.unchanged} unchanged")
+    if report.embedded:
+        parts.append(f"{report.embedded} embedded")
     line = "indexed: " + ", ".join(parts)
     if report.failed:
         line += f"; {report.failed} could not be read (simfind info --errors)"

@@ -183,3 +183,17 @@ def test_default_model_with_real_weights_when_cached(pics, cli):
     d = cli.json("dupes", "--by", "clip")
     assert {"a.png", "a.bmp"} in group_paths(d)
     assert all(len(g) <= 2 for g in group_paths(d))  # distinct pictures stay apart with trained weights
+
+
+def test_reindex_with_nothing_to_embed_never_loads_torch(pics, cli, tiny):
+    import subprocess
+    import sys
+
+    cli("index", pics, "--model", tiny, "--quiet")
+    code = (
+        "import sys; from simfind import api; "
+        f"r = api.index([{str(pics)!r}], index_dir={str(cli.index_dir)!r}, clip={tiny!r}); "
+        "print(r.unchanged, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["5", "False"]
