@@ -257,7 +257,7 @@ def index_cmd(
     hidden: Annotated[bool, typer.Option("--hidden", help="Include hidden files and folders.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Index images under DIRS: content hash, size and perceptual hash of each, in an on-disk index.
+    """Index images under DIRS: content hash, perceptual hash and CLIP embedding of each, on disk.
 
     Unchanged files are only stat'ed; renamed files are recognised by their bytes; files gone from
     disk leave the index. Unreadable or corrupt files are recorded (see `simfind info --errors`).
