@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .catalog import Catalog
 from .errors import IndexUnreadable, SimfindError, UsageError
 from .group import complete_linkage
-from .hashing import content_hash, max_distance, similarity
+from .hashing import content_hash, max_distance, similarity, similarity_of_distance
 from .records import (
     DupesReport,
     Failure,
@@ -234,13 +234,13 @@ def _update(
     progress("index", 0, len(todo))
     try:
         if todo:  # decoding pulls in PIL, numpy, imagehash and a process pool: only when there is work
-            from .pipeline import default_workers, make_runner, run
+            from .pipeline import CHUNK_SIZE, default_workers, make_runner, run
 
             clip_pp = model.preprocess if model is not None else None
             if workers is None and model is not None:
                 # the model takes every core; decoding needs a fraction of that (measured: bench/bench_clip.py)
                 workers = max(1, default_workers() // 4)
-            batches = run(todo, runner or make_runner(workers), batch_size if model else 32, clip_pp)
+            batches = run(todo, runner or make_runner(workers), batch_size if model else CHUNK_SIZE, clip_pp)
         else:
             batches = iter(())
         for batch in batches:
@@ -333,20 +333,20 @@ def duplicates(
         raise SimfindError(
             "this index has no CLIP embeddings; run `simfind index DIR` with the model available, or use --by hash"
         )
-    used_by = "clip" if by == "clip" or (by == "auto" and embedded) else ("hash" if by == "auto" else by)
-    if used_by == "exact":
+    # "auto" uses every signal the index has: hashes and, where there are embeddings, CLIP
+    mode = ("auto" if embedded else "hash") if by == "auto" else by
+    if mode == "exact":
         threshold = 1.0
     elif threshold is None:
-        threshold = DEFAULT_CLIP_THRESHOLD if used_by == "clip" else DEFAULT_HASH_THRESHOLD
+        threshold = DEFAULT_HASH_THRESHOLD if mode == "hash" else DEFAULT_CLIP_THRESHOLD
     progress("group", 0, 1)
     vectors = dict(zip(ids.tolist(), vecs)) if ids is not None else {}
-    groups = _group(files, threshold, by=by if by != "auto" else ("auto" if embedded else "hash"), vectors=vectors)
+    groups = _group(files, threshold, by=mode, vectors=vectors)
     if between:
         a, b = (_existing_roots([p])[0] for p in between)
         groups = [g for g in groups if _spans(g, a, b)]
     progress("group", 1, 1)
-    return DupesReport(threshold=threshold, by=used_by if by != "auto" else ("auto" if embedded else "hash"),
-                       groups=tuple(groups), files=len(files), errors=errors)
+    return DupesReport(threshold=threshold, by=mode, groups=tuple(groups), files=len(files), errors=errors)
 
 
 def _index_model(index_dir: str) -> str | None:
@@ -382,8 +382,7 @@ def _group(files: list[IndexedFile], threshold: float, *, by: str, vectors: dict
 
         hash_threshold = threshold if by == "hash" else DEFAULT_HASH_THRESHOLD
         codes = np.frombuffer(b"".join(n[0].phash for n in nodes), dtype=np.uint8).reshape(len(nodes), -1)
-        bits = codes.shape[1] * 8
-        pairs += [(i, j, 1.0 - d / bits) for i, j, d in hash_pairs(codes, max_distance(hash_threshold))]
+        pairs += [(i, j, similarity_of_distance(d)) for i, j, d in hash_pairs(codes, max_distance(hash_threshold))]
     if by in ("clip", "auto") and vectors:
         from .vectors import cosine_pairs
 
@@ -493,7 +492,7 @@ def query(
         code = _query_features(text_or_image).phash
         ordered = list(files.values())
         codes = np.frombuffer(b"".join(f.phash for f in ordered), dtype=np.uint8).reshape(len(ordered), -1)
-        found = [(ordered[i].id, 1.0 - d / 64) for i, d in hash_knn(codes, code, k)]
+        found = [(ordered[i].id, similarity_of_distance(d)) for i, d in hash_knn(codes, code, k)]
         by = "hash"
     else:
         raise UsageError(

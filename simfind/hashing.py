@@ -28,7 +28,11 @@ def perceptual_hash(image: Image.Image) -> bytes:
 
 def similarity(a: bytes, b: bytes) -> float:
     """1 - hamming/64: 1.0 is the same hash."""
-    return 1.0 - hamming(a, b) / HASH_BITS
+    return similarity_of_distance(hamming(a, b))
+
+
+def similarity_of_distance(distance: int) -> float:
+    return 1.0 - distance / HASH_BITS
 
 
 def hamming(a: bytes, b: bytes) -> int:
