@@ -162,8 +162,11 @@ def _stderr_console():
 @contextmanager
 def _progress(quiet: bool):
     """A progress callback for the library: rich bars on stderr when it is a terminal, else nothing."""
+    if quiet or not sys.stderr.isatty():  # decided before rich is imported: scripts and CI never pay for it
+        yield lambda phase, done, total: None
+        return
     console = _stderr_console()
-    if quiet or not console.is_terminal:
+    if not console.is_terminal:
         yield lambda phase, done, total: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

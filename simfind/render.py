@@ -7,11 +7,12 @@ import io
 import json
 import os
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from .records import DupesReport, IndexInfo, IndexReport, QueryReport
+
+if TYPE_CHECKING:  # rich is imported by the table renderers only: JSON, CSV and summaries do without it
+    from rich.console import Console
 
 JSON_VERSION = 1
 
@@ -90,6 +91,9 @@ def display_path(path: str, base: str | None = None) -> str:
 
 
 def dupes_table(report: DupesReport, console: Console) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     for n, g in enumerate(report.groups, 1):
         table = Table(
             title=f"Group {n}: {len(g.members)} files, {human_bytes(g.wasted_bytes)} reclaimable",
@@ -149,6 +153,8 @@ def info_dict(info: IndexInfo, with_errors: bool) -> dict:
 
 
 def info_table(info: IndexInfo, console: Console, with_errors: bool) -> None:
+    from rich.table import Table
+
     table = Table(show_header=False, show_edge=False, title="simfind index", title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -193,6 +199,8 @@ def query_csv(report: QueryReport) -> str:
 
 
 def query_table(report: QueryReport, console: Console) -> None:
+    from rich.table import Table
+
     table = Table(title=f"most similar to {report.query!r} (by {report.by})", title_justify="left", show_edge=False)
     table.add_column("rank", justify="right")
     table.add_column("similarity", justify="right")
