@@ -15,7 +15,6 @@ test:
 
 bench:
 	$(BIN)/python bench/bench_index.py
-	$(BIN)/python bench/bench_threshold.py
 	$(BIN)/python bench/bench_clip.py
 
 clean:

@@ -41,7 +41,7 @@ PHOTOS = os.path.join(DATA, "photos")
 LABELLED = os.path.join(DATA, "labelled")
 SIMFIND = [os.path.join(os.path.dirname(sys.executable), "simfind")]
 SIZES = {"quick": (30, 300), "full": (120, 100_000)}  # originals, negatives (capped by what exists)
-SWEEP = (0.94, 0.92, 0.9, 0.88, 0.86, 0.84, 0.82)
+SWEEP = (0.96875, 0.9375, 0.90625, 0.875, 0.84375)  # 2 to 10 bits: two 64-bit pHashes with 32 bits set each differ by an even count
 WORKING_SIDE = 1024  # variants are made from the original scaled to at most this side (a 6000 px photo: 1024)
 
 # -- transform families ---------------------------------------------------------------------------------------

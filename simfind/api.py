@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from .catalog import Catalog
 from .errors import IndexUnreadable, SimfindError, UsageError
-from .group import complete_linkage
+from .group import star_groups
 from .hashing import content_hash, max_distance, similarity, similarity_of_distance
 from .records import (
     DupesReport,
@@ -190,6 +190,7 @@ def _update(
 ) -> IndexReport:
     known = catalog.stat_rows(roots)
     unembedded = catalog.unembedded(roots) if model is not None else set()
+    unthumbed = catalog.unthumbed(roots)
     reembed_only: set[str] = set()
     on_disk = {f.path for f in files} | {f.ref.path for f in scan_failures}
     gone = {p: row for p, row in known.items() if p not in on_disk}
@@ -200,7 +201,7 @@ def _update(
         row = known.get(f.path)
         if row is None:
             new_files.append(f)
-        elif row[1] == f.size and row[2] == f.mtime_ns:
+        elif row[1] == f.size and row[2] == f.mtime_ns and f.path not in unthumbed:
             unchanged += 1
             if f.path in unembedded:
                 todo.append(f)  # indexed earlier without CLIP: decode again for the embedding
@@ -369,7 +370,8 @@ def _spans(group: Group, a: str, b: str) -> bool:
 
 def _group(files: list[IndexedFile], threshold: float, *, by: str, vectors: dict | None = None) -> list[Group]:
     """Exact copies collapse into one node; near pairs (hash, CLIP or both) are searched between nodes and joined
-    by complete linkage. With by="auto", `threshold` applies to CLIP and hashes use their own default."""
+    into star groups (every member a direct match of its group's centre: no chaining). With by="auto",
+    `threshold` applies to CLIP and hashes use their own default."""
     import numpy as np
 
     by_content: dict[bytes, list[IndexedFile]] = defaultdict(list)
@@ -378,11 +380,8 @@ def _group(files: list[IndexedFile], threshold: float, *, by: str, vectors: dict
     nodes = list(by_content.values())
     pairs: list[tuple[int, int, float]] = []
     if by in ("hash", "auto") and len(nodes) > 1:
-        from .vectors import hash_pairs
-
         hash_threshold = threshold if by == "hash" else DEFAULT_HASH_THRESHOLD
-        codes = np.frombuffer(b"".join(n[0].phash for n in nodes), dtype=np.uint8).reshape(len(nodes), -1)
-        pairs += [(i, j, similarity_of_distance(d)) for i, j, d in hash_pairs(codes, max_distance(hash_threshold))]
+        pairs += _hash_pairs([n[0] for n in nodes], max_distance(hash_threshold))
     if by in ("clip", "auto") and vectors:
         from .vectors import cosine_pairs
 
@@ -390,13 +389,34 @@ def _group(files: list[IndexedFile], threshold: float, *, by: str, vectors: dict
         if len(with_vec) > 1:
             mat = np.stack([vectors[nodes[k][0].id] for k in with_vec])
             pairs += [(with_vec[i], with_vec[j], s) for i, j, s in cosine_pairs(mat, threshold)]
-    clusters = complete_linkage(len(nodes), pairs) if pairs else []
+    clusters = star_groups(len(nodes), pairs) if pairs else []
     in_cluster = {i for c in clusters for i in c}
     clusters += [[i] for i, n in enumerate(nodes) if len(n) > 1 and i not in in_cluster]
     score = _clip_similarity(vectors) if by in ("clip", "auto") and vectors else None
     groups = [_make_group([f for i in c for f in nodes[i]], score) for c in clusters]
     groups.sort(key=lambda g: (-g.wasted_bytes, g.keep.path))
     return groups
+
+
+def _hash_pairs(files: list[IndexedFile], max_dist: int) -> list[tuple[int, int, float]]:
+    """Verified perceptual pairs: any rotation or mirror, crops; files from an index older than the thumbnail
+    (schema 3) are matched upright by their stored pHash alone until they are indexed again."""
+    import numpy as np
+
+    from .matching import near_pairs
+    from .vectors import binary_range
+
+    with_thumb = [k for k, f in enumerate(files) if f.thumb]
+    thumbs = np.frombuffer(b"".join(files[k].thumb for k in with_thumb), dtype=np.uint8)
+    pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d))
+             for i, j, d in near_pairs(thumbs, max_dist)]
+    old = [k for k, f in enumerate(files) if not f.thumb]
+    if old:
+        codes = np.frombuffer(b"".join(f.phash for f in files), dtype=np.uint8).reshape(len(files), -1)
+        q, ids, dist = binary_range(codes, codes[old], max_dist)
+        pairs += [(old[a], b, similarity_of_distance(d)) for a, b, d in zip(q.tolist(), ids.tolist(), dist.tolist())
+                  if old[a] != b]
+    return pairs
 
 
 def _clip_similarity(vectors: dict):
@@ -412,6 +432,16 @@ def _keeper_key(f: IndexedFile):
     return (-f.pixels, -f.size, f.mtime_ns, f.path)
 
 
+def _hash_similarity(a: IndexedFile, b: IndexedFile) -> float:
+    """The closest pHash match of two files over rotations, mirrors and crop windows (upright only for rows
+    without a thumbnail)."""
+    if not (a.thumb and b.thumb):
+        return similarity(a.phash, b.phash)
+    from .matching import best_distance
+
+    return similarity_of_distance(best_distance(a.thumb, b.thumb))
+
+
 def _make_group(files: list[IndexedFile], score=None) -> Group:
     keep = min(files, key=_keeper_key)
 
@@ -419,7 +449,7 @@ def _make_group(files: list[IndexedFile], score=None) -> Group:
         if f.content_hash == keep.content_hash:
             return 1.0
         s = score(keep, f) if score else None
-        return similarity(keep.phash, f.phash) if s is None else s
+        return _hash_similarity(keep, f) if s is None else s
 
     others = [Member(f, sim(f)) for f in files if f is not keep]
     others.sort(key=lambda m: (-m.similarity, m.file.path))

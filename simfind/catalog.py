@@ -45,10 +45,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # a derived copy, rebuilt when its revision falls behind `meta.embeddings_rev`.
         "ALTER TABLE files ADD COLUMN embedding BLOB",
     ),
+    (
+        # 32x32 grey thumbnail (borders trimmed) that rotation/mirror/crop hashes and pair verification derive from.
+        # NULL in rows from older versions: the next `index` run decodes those files again.
+        "ALTER TABLE files ADD COLUMN thumb BLOB",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_FILE_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, phash"
+_FILE_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, phash, thumb"
 
 
 def under_clause(roots: Sequence[str]) -> tuple[str, list[str]]:
@@ -163,6 +168,12 @@ class Catalog:
         ).fetchone()
         return {"files": row[0], "errors": row[1], "hashed": row[2], "embedded": row[3]}
 
+    def unthumbed(self, roots: Sequence[str]) -> set[str]:
+        """Paths under `roots` indexed by a simfind older than the thumbnail (schema 3): decoded again."""
+        clause, args = under_clause(roots)
+        sql = f"SELECT path FROM files WHERE error IS NULL AND thumb IS NULL AND {clause}"
+        return {r[0] for r in self.conn.execute(sql, args)}
+
     def unembedded(self, roots: Sequence[str]) -> set[str]:
         """Paths under `roots` that were indexed without an embedding."""
         clause, args = under_clause(roots)
@@ -206,18 +217,18 @@ class Catalog:
         for r in results:
             if isinstance(r, Features):
                 rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, r.content_hash, r.width, r.height, r.phash, None,
-                             now, embeddings.get(r.ref.path)))
+                             now, embeddings.get(r.ref.path), r.thumb or None))
             else:
-                rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, None, None, None, None, r.reason, now, None))
+                rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, None, None, None, None, r.reason, now, None, None))
         with self.transaction():
             self.conn.executemany(
                 """INSERT INTO files (path, size, mtime_ns, content_hash, width, height, phash, error, indexed_at,
-                                      embedding)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      embedding, thumb)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
                      content_hash = excluded.content_hash, width = excluded.width, height = excluded.height,
                      phash = excluded.phash, error = excluded.error, indexed_at = excluded.indexed_at,
-                     embedding = excluded.embedding""",
+                     embedding = excluded.embedding, thumb = excluded.thumb""",
                 rows,
             )
             self._bump_embeddings()

@@ -1,4 +1,10 @@
-"""Content hashes (exact copies) and perceptual hashes (same picture, different bytes)."""
+"""Content hashes (exact copies) and perceptual hashes (same picture, different bytes), at index time.
+
+Per image the index keeps a 32x32 grey thumbnail (uniform borders trimmed first) and its pHash. The thumbnail
+is exactly the input imagehash's pHash works on (grey, Lanczos to 32x32), so the rotation, mirror and crop-window
+hashes and the verification of candidate pairs (matching.py) follow from it without decoding again.
+numpy, PIL and imagehash are imported inside the functions that hash pixels: a stat-only re-index needs none.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,15 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     from PIL import Image
 
 HASH_BITS = 64
+THUMB_SIDE = 32  # pHash's input size (hash_size 8 x highfreq_factor 4)
+# a border line is uniform when its pixels vary less than this (grey levels, std) and match the outer line's level
+_BORDER_STD = 6.0
+_BORDER_LEVEL = 14.0
+_MIN_KEPT = 0.4  # never trim more than 60% of a side: a mostly flat picture is not a border
 
 
 def content_hash(data: bytes) -> bytes:
@@ -17,13 +29,63 @@ def content_hash(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
-def perceptual_hash(image: Image.Image) -> bytes:
-    """imagehash's 64-bit pHash, packed to 8 bytes (the layout FAISS binary indexes take)."""
-    import imagehash  # numpy + scipy: only where pixels are hashed, not on a stat-only re-index
+def content_box(grey: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) bounds of the picture inside uniform borders (letterbox bars, frames, mattes)."""
     import numpy as np
 
-    bits = imagehash.phash(image).hash.reshape(-1)
+    h, w = grey.shape
+    a = grey.astype(np.float32)
+
+    def lead(lines_mean: np.ndarray, lines_std: np.ndarray, limit: int) -> int:
+        uniform = (lines_std < _BORDER_STD) & (np.abs(lines_mean - lines_mean[0]) < _BORDER_LEVEL)
+        n = int(np.argmin(uniform)) if not uniform.all() else len(uniform)
+        return n if n <= limit else 0
+
+    rows_mean, rows_std = a.mean(axis=1), a.std(axis=1)
+    limit_v = int(h * (1 - _MIN_KEPT))
+    top = lead(rows_mean, rows_std, limit_v)
+    bottom = lead(rows_mean[::-1], rows_std[::-1], limit_v)
+    if top + bottom > limit_v:
+        top = bottom = 0
+    inner = a[top : h - bottom]
+    cols_mean, cols_std = inner.mean(axis=0), inner.std(axis=0)
+    limit_h = int(w * (1 - _MIN_KEPT))
+    left = lead(cols_mean, cols_std, limit_h)
+    right = lead(cols_mean[::-1], cols_std[::-1], limit_h)
+    if left + right > limit_h:
+        left = right = 0
+    return top, h - bottom, left, w - right
+
+
+def thumbnail(image: Image.Image) -> np.ndarray:
+    """The 32x32 grey uint8 thumbnail every perceptual hash is computed from: borders trimmed, Lanczos resized
+    (as imagehash's pHash resizes)."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    grey = image.convert("L")
+    top, bottom, left, right = content_box(np.asarray(grey))
+    if (top, left) != (0, 0) or (bottom, right) != (grey.height, grey.width):
+        grey = grey.crop((left, top, right, bottom))
+    return np.asarray(grey.resize((THUMB_SIDE, THUMB_SIDE), PILImage.LANCZOS), dtype=np.uint8)
+
+
+def perceptual_hash(thumb: np.ndarray) -> bytes:
+    """imagehash's 64-bit pHash of the thumbnail, packed to 8 bytes (the layout FAISS binary indexes take)."""
+    import imagehash  # scipy's DCT: the reference implementation matching.py's batched hashes are tested against
+    import numpy as np
+    from PIL import Image as PILImage
+
+    bits = imagehash.phash(PILImage.fromarray(thumb, "L")).hash.reshape(-1)
     return np.packbits(bits).tobytes()
+
+
+def image_phash(image: Image.Image) -> bytes:
+    """The pHash simfind stores for a decoded image (thumbnail first, so borders are trimmed)."""
+    return perceptual_hash(thumbnail(image))
+
+
+# -- similarity ------------------------------------------------------------------------------------------------
 
 
 def similarity(a: bytes, b: bytes) -> float:

@@ -31,7 +31,8 @@ class Features:
     content_hash: bytes  # digest of the file's bytes: exact copies
     width: int  # as displayed (EXIF orientation applied)
     height: int
-    phash: bytes  # 64-bit imagehash pHash, 8 bytes big-endian
+    phash: bytes  # 64-bit imagehash pHash of `thumb`, 8 bytes big-endian
+    thumb: bytes = b""  # 32x32 grey thumbnail, borders trimmed (hashing.thumbnail): every other hash derives from it
     pixels: Any = field(default=None, repr=False, compare=False)  # CLIP input (S, S, 3) uint8, not stored
 
 
@@ -47,6 +48,7 @@ class IndexedFile:
     width: int
     height: int
     phash: bytes
+    thumb: bytes | None = field(default=None, repr=False)  # None in rows written before schema 3
 
     @property
     def pixels(self) -> int:

@@ -28,6 +28,22 @@ def hash_pairs(codes: np.ndarray, max_distance: int) -> list[tuple[int, int, int
     return list(zip(rows[keep].tolist(), ids[keep].tolist(), dist[keep].tolist()))
 
 
+def binary_range(base: np.ndarray, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (query row, base row, hamming) with hamming <= max_distance, from a FAISS binary range search."""
+    import faiss
+
+    base = np.ascontiguousarray(base, dtype=np.uint8)
+    queries = np.ascontiguousarray(queries, dtype=np.uint8)
+    if not len(base) or not len(queries):
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    index = faiss.IndexBinaryFlat(base.shape[1] * 8)
+    index.add(base)
+    lims, dist, ids = index.range_search(queries, max_distance + 1)  # keeps distances strictly below the radius
+    rows = np.repeat(np.arange(len(queries)), np.diff(lims.astype(np.int64)))
+    return rows, ids.astype(np.int64), dist.astype(np.int64)
+
+
 # -- CLIP vectors -----------------------------------------------------------------------------------------
 
 VECTOR_PREFIX = "clip-"

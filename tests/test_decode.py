@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from simfind.decode import DecodeError, decode, to_rgb
-from simfind.hashing import perceptual_hash, similarity
+from simfind.hashing import image_phash as perceptual_hash, similarity
 
 from .conftest import jpeg_bytes, picture
 

@@ -1,0 +1,244 @@
+"""Search-time perceptual matching: from the index's thumbnails to verified candidate pairs.
+
+- The pHash of each of the 8 rotations/mirrors of an image follows from one 32x32 DCT by sign flips
+  ((-1)^u, (-1)^v: reversing an axis) and a transpose (swapping axes) of its 8x8 low-frequency block.
+- The pHash of crop windows (a grid of sub-rectangles): resample-then-DCT is one 8x32 matrix per window and
+  axis, so every window of every image is two batched matmuls, no decode and no Python loop per window.
+- A candidate pair is verified by the normalised cross-correlation of the two thumbnails after the matched
+  rotation or window is applied: two different photos can share a 64-bit hash; they rarely share pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .hashing import THUMB_SIDE
+
+LOW = 8  # the 8x8 low-frequency DCT block
+# crop windows per axis: (start, length) as fractions of the side. Three lengths (72%, 80%, 88%) at steps of 8%,
+# plus the whole side, give 13 x 13 - 1 = 168 windows (measured on bench/bench_quality.py's crop family).
+_WINDOW_LENGTHS = (0.72, 0.8, 0.88)
+_WINDOW_STEP = 0.08
+
+
+@lru_cache(maxsize=1)
+def _dct_rows() -> np.ndarray:
+    """The first 8 rows of the (unnormalised) 32-point DCT-II matrix: low = D @ X @ D.T."""
+    n = np.arange(THUMB_SIDE)
+    return np.cos(np.pi * np.outer(np.arange(LOW), 2 * n + 1) / (2 * THUMB_SIDE)).astype(np.float32)
+
+
+def _pack(low: np.ndarray) -> np.ndarray:
+    """(..., 8, 8) DCT blocks -> (..., 8) uint8 codes: bit set where the coefficient is above the block's median."""
+    flat = low.reshape(*low.shape[:-2], LOW * LOW)
+    med = np.median(flat, axis=-1, keepdims=True)
+    return np.packbits(flat > med, axis=-1)
+
+
+def _thumbs(thumbs: np.ndarray) -> np.ndarray:
+    return np.asarray(thumbs, dtype=np.float32).reshape(-1, THUMB_SIDE, THUMB_SIDE)
+
+
+# The 8 rotations/mirrors as (transpose, reverse rows, reverse columns), applied in that order to pixels.
+DIHEDRAL = tuple((t, r, c) for t in (False, True) for r in (False, True) for c in (False, True))
+
+
+def orient(thumb: np.ndarray, k: int) -> np.ndarray:
+    """Rotation/mirror number k of a thumbnail (k = 0 is the identity)."""
+    t, r, c = DIHEDRAL[k]
+    out = thumb.T if t else thumb
+    if r:
+        out = out[::-1]
+    if c:
+        out = out[:, ::-1]
+    return out
+
+
+def orientation_codes(thumbs: np.ndarray) -> np.ndarray:
+    """(n, 32, 32) thumbnails -> (n, 8, 8) uint8: the pHash of each of the 8 rotations/mirrors of each image,
+    from one DCT per image. Reversing an axis multiplies its frequency-u coefficients by (-1)^u; a transpose
+    swaps u and v."""
+    d = _dct_rows()
+    low = d @ _thumbs(thumbs) @ d.T  # (n, 8, 8)
+    sign = (-1.0) ** np.arange(LOW, dtype=np.float32)
+    out = []
+    for t, r, c in DIHEDRAL:
+        block = np.swapaxes(low, -1, -2) if t else low
+        if r:
+            block = block * sign[:, None]
+        if c:
+            block = block * sign[None, :]
+        out.append(_pack(block))
+    return np.stack(out, axis=1)
+
+
+@lru_cache(maxsize=1)
+def axis_windows() -> tuple[tuple[float, float], ...]:
+    """(start, length) per axis: the whole side first, then each length at steps of 8%, the last flush right."""
+    out = [(0.0, 1.0)]
+    for length in _WINDOW_LENGTHS:
+        starts = list(np.arange(0.0, 1.0 - length + 1e-9, _WINDOW_STEP))
+        if 1.0 - length - starts[-1] > 1e-6:
+            starts.append(1.0 - length)
+        out += [(round(float(s), 4), length) for s in starts]
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def _resamplers() -> np.ndarray:
+    """(m, 32, 32) bilinear resampling matrices: row i samples window (s, l) of a 32-pixel side at pixel i."""
+    n = THUMB_SIDE
+    mats = []
+    for start, length in axis_windows():
+        pos = (start + length * (np.arange(n) + 0.5) / n) * n - 0.5
+        pos = np.clip(pos, 0, n - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, n - 1)
+        frac = (pos - lo).astype(np.float32)
+        m = np.zeros((n, n), np.float32)
+        m[np.arange(n), lo] += 1 - frac
+        m[np.arange(n), hi] += frac
+        mats.append(m)
+    return np.stack(mats)
+
+
+def windows_per_image() -> int:
+    m = len(axis_windows())
+    return m * m - 1
+
+
+def window_codes(thumbs: np.ndarray) -> np.ndarray:
+    """(n, 32, 32) thumbnails -> (n, W, 8) uint8: the pHash of every crop window (all but the whole image)."""
+    proj = _dct_rows() @ _resamplers()  # (m, 8, 32): resample a window, then take its low frequencies
+    x = _thumbs(thumbs)
+    rows = np.einsum("yai,nij->nyaj", proj, x, optimize=True)  # (n, m, 8, 32)
+    low = np.einsum("nyaj,xbj->nyxab", rows, proj, optimize=True)  # (n, m, m, 8, 8)
+    codes = _pack(low).reshape(len(x), -1, LOW)
+    return codes[:, 1:]  # window 0 is (whole, whole): the image's own pHash
+
+
+def window_of(index: int) -> tuple[int, int]:
+    """Window number (as in window_codes) -> (row window, column window) indexes into axis_windows()."""
+    m = len(axis_windows())
+    return divmod(index + 1, m)
+
+
+def crop_window(thumb: np.ndarray, index: int) -> np.ndarray:
+    """The pixels of window `index` of a thumbnail, resampled to 32x32 (what its window code hashed)."""
+    ry, rx = window_of(index)
+    r = _resamplers()
+    return r[ry] @ np.asarray(thumb, np.float32) @ r[rx].T
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Normalised cross-correlation of pixel blocks (..., h, w), on 16x16 means (JPEG and noise averaged out):
+    1.0 for the same picture up to brightness and contrast."""
+    a = _pool(np.asarray(a, np.float32))
+    b = _pool(np.asarray(b, np.float32))
+    a = a - a.mean(axis=-1, keepdims=True)
+    b = b - b.mean(axis=-1, keepdims=True)
+    num = (a * b).sum(axis=-1)
+    den = np.sqrt((a * a).sum(axis=-1) * (b * b).sum(axis=-1))
+    return np.where(den > 1e-6, num / np.maximum(den, 1e-6), 0.0)
+
+
+def _pool(x: np.ndarray) -> np.ndarray:
+    h, w = x.shape[-2:]
+    return x.reshape(*x.shape[:-2], h // 2, 2, w // 2, 2).mean(axis=(-1, -3)).reshape(*x.shape[:-2], -1)
+
+
+# -- candidate pairs ----------------------------------------------------------------------------------------------
+
+# Two thumbnails that agree this well (normalised cross-correlation at 16x16, after the matched rotation or crop
+# window) show the same picture; below it a hash collision is rejected. Tuned on bench/bench_quality.py.
+VERIFY_AGREEMENT = 0.85
+_WINDOW_CHUNK = 2048  # images per batch of window hashes (bounds memory: about 3 MB of floats per 1,000 images)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Image `dst` looks like image `src` seen through `kind` ("orient": rotation/mirror number `detail`;
+    "crop": window number `detail` of src), at pHash distance `distance`."""
+
+    src: int
+    dst: int
+    distance: int
+    kind: str
+    detail: int
+
+
+def candidates(thumbs: np.ndarray, max_distance: int, *, crops: bool = True) -> list[Candidate]:
+    """The closest hash match of every pair of images within `max_distance` bits, allowing for any rotation or
+    mirror and (with `crops`) for one being a crop of the other, from FAISS binary range searches."""
+    from .vectors import binary_range
+
+    thumbs = np.asarray(thumbs, dtype=np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE)
+    n = len(thumbs)
+    if n < 2:
+        return []
+    orient_codes = orientation_codes(thumbs)  # (n, 8, 8)
+    best: dict[tuple[int, int], Candidate] = {}
+
+    def offer(c: Candidate) -> None:
+        key = (c.src, c.dst) if c.src < c.dst else (c.dst, c.src)
+        if key not in best or c.distance < best[key].distance:
+            best[key] = c
+
+    # orientation k of image i against the upright hash of image j
+    q, ids, dist = binary_range(orient_codes[:, 0], orient_codes.reshape(-1, 8), max_distance)
+    for qi, j, d in zip(q.tolist(), ids.tolist(), dist.tolist()):
+        i, k = divmod(qi, len(DIHEDRAL))
+        if i != j:
+            offer(Candidate(i, j, d, "orient", k))
+    if crops:
+        per = windows_per_image()
+        windows = np.concatenate([window_codes(thumbs[s : s + _WINDOW_CHUNK]).reshape(-1, 8)
+                                  for s in range(0, n, _WINDOW_CHUNK)])
+        # image j whole against every window of image i: j is a crop of i
+        q, ids, dist = binary_range(windows, orient_codes[:, 0], max_distance)
+        for j, wi, d in zip(q.tolist(), ids.tolist(), dist.tolist()):
+            i, w = divmod(wi, per)
+            if i != j:
+                offer(Candidate(i, j, d, "crop", w))
+    return list(best.values())
+
+
+def agreements(thumbs: np.ndarray, cands: list[Candidate]) -> np.ndarray:
+    """The verification score of each candidate: thumbnail agreement after its rotation or window is applied."""
+    if not cands:
+        return np.zeros(0, np.float32)
+    thumbs = np.asarray(thumbs, dtype=np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE)
+    seen_as = np.stack([_transformed(thumbs[c.src], c.kind, c.detail) for c in cands])
+    return agreement(seen_as, thumbs[[c.dst for c in cands]])
+
+
+def near_pairs(thumbs: np.ndarray, max_distance: int, *, crops: bool = True,
+               verify: float = VERIFY_AGREEMENT) -> list[tuple[int, int, int]]:
+    """Verified pairs (i, j, hamming), i < j: candidates() that pass the thumbnail check."""
+    cands = candidates(thumbs, max_distance, crops=crops)
+    ok = agreements(thumbs, cands) >= verify
+    return [(min(c.src, c.dst), max(c.src, c.dst), c.distance) for c, good in zip(cands, ok.tolist()) if good]
+
+
+def _transformed(thumb: np.ndarray, kind: str, detail: int) -> np.ndarray:
+    if kind == "orient":
+        return orient(thumb, detail)
+    return crop_window(thumb, detail)
+
+
+def best_distance(thumb_a: bytes | np.ndarray, thumb_b: bytes | np.ndarray) -> int:
+    """The smallest pHash distance between two images over rotations/mirrors and crop windows (either way)."""
+    pair = np.stack([np.frombuffer(t, np.uint8) if isinstance(t, bytes) else np.asarray(t, np.uint8).ravel()
+                     for t in (thumb_a, thumb_b)]).reshape(2, THUMB_SIDE, THUMB_SIDE)
+    orients = orientation_codes(pair)
+    windows = window_codes(pair)
+    up_a, up_b = orients[0, 0], orients[1, 0]
+    cands = [_distances(orients[0], up_b), _distances(windows[0], up_b), _distances(windows[1], up_a)]
+    return int(min(c.min() for c in cands))
+
+
+def _distances(codes: np.ndarray, code: np.ndarray) -> np.ndarray:
+    return np.unpackbits(codes ^ code, axis=-1).sum(axis=-1)

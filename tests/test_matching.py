@@ -1,0 +1,127 @@
+"""Perceptual matching that survives real edits: rotations, mirrors, crops, borders; and stays precise."""
+
+from __future__ import annotations
+
+import imagehash
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from simfind.hashing import content_box, perceptual_hash, thumbnail
+from simfind.matching import (
+    DIHEDRAL,
+    best_distance,
+    crop_window,
+    near_pairs,
+    orient,
+    orientation_codes,
+    window_codes,
+    windows_per_image,
+)
+
+from .conftest import group_paths, picture, save
+
+
+def test_stored_phash_is_imagehash_phash_of_the_thumbnail():
+    for seed in range(5):
+        img = picture(seed)
+        thumb = thumbnail(img)
+        expected = np.packbits(imagehash.phash(img).hash.reshape(-1)).tobytes()
+        # no border to trim here, so the thumbnail is imagehash's own 32x32 input
+        assert perceptual_hash(thumb) == expected
+        assert orientation_codes(thumb[None])[0, 0].tobytes() == expected
+
+
+def test_each_rotation_and_mirror_hash_is_the_hash_of_the_turned_picture():
+    thumb = thumbnail(picture(3))
+    codes = orientation_codes(thumb[None])[0]
+    assert len(DIHEDRAL) == 8 and len({c.tobytes() for c in codes}) == 8
+    for k in range(8):
+        turned = np.ascontiguousarray(orient(thumb, k))
+        assert orientation_codes(turned[None])[0, 0].tobytes() == codes[k].tobytes()
+    # and a real 90-degree turn of the full picture lands on one of them
+    turned = thumbnail(picture(3).transpose(Image.ROTATE_90))
+    assert min(np.unpackbits(codes ^ orientation_codes(turned[None])[0, 0], axis=-1).sum(axis=-1)) <= 2
+
+
+def test_window_codes_hash_the_window_pixels():
+    thumb = thumbnail(picture(4))
+    codes = window_codes(thumb[None])[0]
+    assert codes.shape == (windows_per_image(), 8)
+    for w in (0, 17, windows_per_image() - 1):
+        pixels = np.clip(np.rint(crop_window(thumb, w)), 0, 255).astype(np.uint8)
+        again = orientation_codes(pixels[None])[0, 0]
+        assert np.unpackbits(again ^ codes[w]).sum() <= 2  # rounding to uint8 may flip a bit at the median
+
+
+@pytest.mark.parametrize("fill", [(0, 0, 0), (255, 255, 255), (40, 90, 200)])
+def test_uniform_borders_are_trimmed_before_hashing(fill):
+    img = picture(5)
+    framed = Image.new("RGB", (img.width, int(img.height * 1.5)), fill)  # letterbox bars top and bottom
+    framed.paste(img, (0, img.height // 4))
+    framed = ImageOps.expand(framed, border=30, fill=fill)
+    grey = np.asarray(framed.convert("L"))
+    top, bottom, left, right = content_box(grey)
+    assert abs(top - (30 + img.height // 4)) <= 2 and abs(left - 30) <= 2
+    assert abs((bottom - top) - img.height) <= 3 and abs((right - left) - img.width) <= 3
+    assert best_distance(thumbnail(framed), thumbnail(img)) <= 4
+
+
+def test_a_mostly_flat_picture_is_not_trimmed_to_nothing():
+    flat = Image.new("RGB", (400, 300), (200, 200, 200))
+    flat.paste((10, 10, 10), (190, 140, 210, 160))  # a small mark in a big empty frame
+    top, bottom, left, right = content_box(np.asarray(flat.convert("L")))
+    assert bottom - top >= 0.4 * 300 and right - left >= 0.4 * 400
+
+
+def _thumbs(*images):
+    return np.stack([thumbnail(im) for im in images])
+
+
+def test_rotations_mirrors_and_crops_pair_with_their_original_and_nothing_else():
+    a, b = picture(10), picture(11)
+    edits = [
+        a.transpose(Image.ROTATE_90),
+        a.transpose(Image.ROTATE_180),
+        a.transpose(Image.FLIP_LEFT_RIGHT),
+        a.transpose(Image.TRANSPOSE),
+        a.crop((60, 40, 600, 440)),  # 84% x 83%, off centre
+        ImageOps.expand(a, border=40, fill="black"),
+    ]
+    thumbs = _thumbs(a, b, *edits)
+    pairs = {(i, j) for i, j, _d in near_pairs(thumbs, max_distance=8)}
+    for k in range(2, 2 + len(edits)):
+        assert (0, k) in pairs, k
+    assert not any(1 in p for p in pairs)
+
+
+def test_distinct_pictures_do_not_pair_even_at_a_loose_threshold():
+    thumbs = _thumbs(*(picture(s) for s in range(20, 60)))
+    assert near_pairs(thumbs, max_distance=10) == []
+
+
+def test_star_groups_keep_edited_copies_together_without_chaining():
+    from simfind.group import star_groups
+
+    # 0 is an original; 1..3 are edits of it that do not match each other; 4 only matches edit 3
+    groups = star_groups(5, [(0, 1, 0.9), (0, 2, 0.9), (0, 3, 0.9), (3, 4, 0.9)])
+    assert groups == [[0, 1, 2, 3]]
+    # a path of small steps never puts its ends together
+    chain = star_groups(6, [(k, k + 1, 0.9) for k in range(5)])
+    assert all(len(g) <= 3 for g in chain)
+    assert not any({0, 5} <= set(g) or {0, 3} <= set(g) for g in chain)
+
+
+def test_dupes_finds_turned_mirrored_and_cropped_copies(tmp_path, cli):
+    a = picture(30)
+    photos = tmp_path / "photos"
+    save(a, photos / "a.jpg", quality=92)
+    save(a.transpose(Image.ROTATE_270), photos / "turned" / "a_270.jpg", quality=85)
+    save(a.transpose(Image.FLIP_LEFT_RIGHT), photos / "a_mirror.webp", quality=80)
+    save(a.crop((40, 30, 600, 450)), photos / "crops" / "a_crop.png")
+    save(ImageOps.pad(a, (960, 540), color="black"), photos / "a_letterbox.jpg", quality=90)
+    save(picture(31), photos / "other.jpg", quality=90)
+    cli("index", photos, "--quiet", "--no-clip")
+    d = cli.json("dupes")
+    assert group_paths(d) == [{"a.jpg", "a_270.jpg", "a_mirror.webp", "a_crop.png", "a_letterbox.jpg"}]
+    assert d["groups"][0]["keep"].endswith("a_letterbox.jpg") or d["groups"][0]["keep"].endswith("a.jpg")
