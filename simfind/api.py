@@ -517,12 +517,15 @@ def query(
             files = {f.id: f for f in catalog.files_by_id([i for i, _s in found])}
         by = "clip"
     elif is_image:
-        from .vectors import hash_knn
+        from .matching import rank
 
-        code = _query_features(text_or_image).phash
-        ordered = list(files.values())
-        codes = np.frombuffer(b"".join(f.phash for f in ordered), dtype=np.uint8).reshape(len(ordered), -1)
-        found = [(ordered[i].id, similarity_of_distance(d)) for i, d in hash_knn(codes, code, k)]
+        q = _query_features(text_or_image)
+        ordered = [f for f in files.values() if f.thumb]
+        thumbs = np.frombuffer(b"".join(f.thumb for f in ordered), dtype=np.uint8)
+        found = [(ordered[i].id, similarity_of_distance(d)) for i, d in rank(np.frombuffer(q.thumb, np.uint8), thumbs, k)]
+        # rows from before schema 3 (no thumbnail yet): upright pHash only
+        found += [(f.id, similarity(q.phash, f.phash)) for f in files.values() if not f.thumb]
+        found = sorted(found, key=lambda t: -t[1])[:k]
         by = "hash"
     else:
         raise UsageError(

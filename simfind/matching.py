@@ -242,3 +242,31 @@ def best_distance(thumb_a: bytes | np.ndarray, thumb_b: bytes | np.ndarray) -> i
 
 def _distances(codes: np.ndarray, code: np.ndarray) -> np.ndarray:
     return np.unpackbits(codes ^ code, axis=-1).sum(axis=-1)
+
+
+def rank(query_thumb: np.ndarray, thumbs: np.ndarray, k: int) -> list[tuple[int, int]]:
+    """The k images nearest to a query image, (row, pHash distance) nearest first, allowing for any rotation or
+    mirror of the query and for either image being a crop of the other."""
+    from .vectors import binary_knn
+
+    thumbs = np.asarray(thumbs, dtype=np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE)
+    n = len(thumbs)
+    if not n:
+        return []
+    q = np.asarray(query_thumb, dtype=np.uint8).reshape(1, THUMB_SIDE, THUMB_SIDE)
+    q_orients, q_windows = orientation_codes(q)[0], window_codes(q)[0]
+    upright = orientation_codes(thumbs)[:, 0]
+    best = np.full(n, 10**6, dtype=np.int64)
+    k = max(1, min(k, n))
+    # the query turned any way, or a window of it, against each image
+    dist, rows = binary_knn(upright, np.concatenate([q_orients, q_windows]), k)
+    np.minimum.at(best, rows[rows >= 0], dist[rows >= 0])
+    # the query against every window of each image (the query is a crop of it)
+    per = windows_per_image()
+    windows = np.concatenate([window_codes(thumbs[s : s + _WINDOW_CHUNK]).reshape(-1, 8)
+                              for s in range(0, n, _WINDOW_CHUNK)])
+    dist, rows = binary_knn(windows, q_orients[:1], min(len(windows), k * 8))
+    ok = rows >= 0
+    np.minimum.at(best, rows[ok] // per, dist[ok])
+    order = np.argsort(best, kind="stable")
+    return [(int(i), int(best[i])) for i in order[:k] if best[i] < 10**6]

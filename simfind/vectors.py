@@ -8,26 +8,6 @@ import tempfile
 import numpy as np
 
 
-def hash_pairs(codes: np.ndarray, max_distance: int) -> list[tuple[int, int, int]]:
-    """All pairs (i, j, hamming), i < j, of 64-bit codes ((n, 8) uint8) within `max_distance`.
-
-    A FAISS binary range search (C++, popcount), never a Python double loop.
-    """
-    import faiss
-
-    n = len(codes)
-    if n < 2:
-        return []
-    codes = np.ascontiguousarray(codes, dtype=np.uint8)
-    index = faiss.IndexBinaryFlat(codes.shape[1] * 8)
-    index.add(codes)
-    # range_search keeps distances strictly below the radius
-    lims, dist, ids = index.range_search(codes, max_distance + 1)
-    rows = np.repeat(np.arange(n), np.diff(lims.astype(np.int64)))
-    keep = rows < ids
-    return list(zip(rows[keep].tolist(), ids[keep].tolist(), dist[keep].tolist()))
-
-
 def binary_range(base: np.ndarray, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (query row, base row, hamming) with hamming <= max_distance, from a FAISS binary range search."""
     import faiss
@@ -138,12 +118,13 @@ def cosine_pairs(vecs: np.ndarray, threshold: float) -> list[tuple[int, int, flo
     return list(zip(rows[keep].tolist(), ids[keep].tolist(), sims[keep].tolist()))
 
 
-def hash_knn(codes: np.ndarray, query: bytes, k: int) -> list[tuple[int, int]]:
-    """The k rows of `codes` nearest to `query` in hamming distance: (row, distance), nearest first."""
+def binary_knn(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, rows), each (len(queries), k): the k rows of `base` nearest each query in hamming distance
+    (rows -1 where there are fewer)."""
     import faiss
 
-    index = faiss.IndexBinaryFlat(codes.shape[1] * 8)
-    index.add(np.ascontiguousarray(codes, dtype=np.uint8))
-    k = max(1, min(k, len(codes)))
-    dist, rows = index.search(np.frombuffer(query, dtype=np.uint8)[None], k)
-    return [(int(r), int(d)) for r, d in zip(rows[0], dist[0]) if r >= 0]
+    index = faiss.IndexBinaryFlat(base.shape[1] * 8)
+    index.add(np.ascontiguousarray(base, dtype=np.uint8))
+    dist, rows = index.search(np.ascontiguousarray(queries, dtype=np.uint8), max(1, min(k, len(base))))
+    return dist.astype(np.int64), rows.astype(np.int64)
+
