@@ -39,7 +39,7 @@ sys.path.insert(0, ROOT)
 DATA = os.path.normpath(os.path.join(ROOT, "..", "shared", "data"))
 PHOTOS = os.path.join(DATA, "photos")
 LABELLED = os.path.join(DATA, "labelled")
-SIMFIND = [os.path.join(os.path.dirname(sys.executable), "simfind")]
+SIMFIND = [sys.executable, "-m", "simfind"]  # this checkout's package (PYTHONPATH below), as `simfind` runs it
 SIZES = {"quick": (30, 300), "full": (120, 100_000)}  # originals, negatives (capped by what exists)
 SWEEP = (0.96875, 0.9375, 0.90625, 0.875, 0.84375)  # 2 to 10 bits: two 64-bit pHashes with 32 bits set each differ by an even count
 WORKING_SIDE = 1024  # variants are made from the original scaled to at most this side (a 6000 px photo: 1024)
@@ -284,7 +284,7 @@ def group_pairs(groups: list[list[str]]) -> set[frozenset]:
 
 
 def run_simfind(folder: str, index_dir: str, thresholds) -> dict:
-    env = {**os.environ, "SIMFIND_INDEX": index_dir}
+    env = {**os.environ, "SIMFIND_INDEX": index_dir, "PYTHONPATH": ROOT}
     t0 = time.perf_counter()
     subprocess.run(SIMFIND + ["index", folder, "--no-clip", "--quiet"], check=True, env=env)
     t_index = time.perf_counter() - t0
@@ -363,7 +363,7 @@ def main() -> int:
     ap.add_argument("--size", choices=SIZES, default="full")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(HERE, "results", "quality.md"))
-    ap.add_argument("--queries", type=int, default=400, help="variants to query for recall@k")
+    ap.add_argument("--queries", type=int, default=100, help="variants to query for recall@k")
     ap.add_argument("--no-imagededup", action="store_true")
     ap.add_argument("--keep", help="build the set in this folder and keep it")
     a = ap.parse_args()
