@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -311,11 +312,14 @@ def duplicates(
     threshold: float | None = None,
     by: str = "auto",
     between: tuple[str, str] | None = None,
+    keep: str | None = None,
     workers: int | None = None,
     progress: Progress = _quiet_progress,
     notify: Notify = _quiet_notify,
 ) -> DupesReport:
-    """Groups of duplicates among indexed files (under `paths` where given; those are indexed first)."""
+    """Groups of duplicates among indexed files (under `paths` where given; those are indexed first).
+    `keep` picks each group's keeper (KEEP_RULES or a path glob; default: most pixels)."""
+    keep_key = keeper_rule(keep)
     if by not in BY_CHOICES:
         raise UsageError(f"--by must be one of {', '.join(BY_CHOICES)}, not {by!r}")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -342,7 +346,7 @@ def duplicates(
         threshold = DEFAULT_HASH_THRESHOLD if mode == "hash" else DEFAULT_CLIP_THRESHOLD
     progress("group", 0, 1)
     vectors = dict(zip(ids.tolist(), vecs)) if ids is not None else {}
-    groups = _group(files, threshold, by=mode, vectors=vectors)
+    groups = _group(files, threshold, by=mode, vectors=vectors, keep_key=keep_key)
     if between:
         a, b = (_existing_roots([p])[0] for p in between)
         groups = [g for g in groups if _spans(g, a, b)]
@@ -368,7 +372,8 @@ def _spans(group: Group, a: str, b: str) -> bool:
     return any(_is_under(p, a) for p in paths) and any(_is_under(p, b) for p in paths)
 
 
-def _group(files: list[IndexedFile], threshold: float, *, by: str, vectors: dict | None = None) -> list[Group]:
+def _group(files: list[IndexedFile], threshold: float, *, by: str, vectors: dict | None = None,
+           keep_key=None) -> list[Group]:
     """Exact copies collapse into one node; near pairs (hash, CLIP or both) are searched between nodes and joined
     into star groups (every member a direct match of its group's centre: no chaining). With by="auto",
     `threshold` applies to CLIP and hashes use their own default."""
@@ -393,7 +398,7 @@ def _group(files: list[IndexedFile], threshold: float, *, by: str, vectors: dict
     in_cluster = {i for c in clusters for i in c}
     clusters += [[i] for i, n in enumerate(nodes) if len(n) > 1 and i not in in_cluster]
     score = _clip_similarity(vectors) if by in ("clip", "auto") and vectors else None
-    groups = [_make_group([f for i in c for f in nodes[i]], score) for c in clusters]
+    groups = [_make_group([f for i in c for f in nodes[i]], score, keep_key) for c in clusters]
     groups.sort(key=lambda g: (-g.wasted_bytes, g.keep.path))
     return groups
 
@@ -432,6 +437,30 @@ def _keeper_key(f: IndexedFile):
     return (-f.pixels, -f.size, f.mtime_ns, f.path)
 
 
+KEEP_RULES = ("pixels", "newest", "oldest", "largest", "smallest", "shortest-path")
+
+
+def keeper_rule(rule: str | None):
+    """A sort key whose minimum is the file to keep: one of KEEP_RULES, or a glob (files whose path matches it
+    are preferred; ties and groups without a match fall back to the default rule)."""
+    import fnmatch
+
+    keys = {
+        None: _keeper_key,
+        "pixels": _keeper_key,
+        "newest": lambda f: (-f.mtime_ns, _keeper_key(f)),
+        "oldest": lambda f: (f.mtime_ns, _keeper_key(f)),
+        "largest": lambda f: (-f.size, _keeper_key(f)),
+        "smallest": lambda f: (f.size, _keeper_key(f)),
+        "shortest-path": lambda f: (len(f.path), _keeper_key(f)),
+    }
+    if rule in keys:
+        return keys[rule]
+    if not any(c in rule for c in "*?[/"):
+        raise UsageError(f"--keep must be one of {', '.join(KEEP_RULES)} or a path glob (like '*/originals/*'), not {rule!r}")
+    return lambda f: (not fnmatch.fnmatch(f.path, rule), _keeper_key(f))
+
+
 def _hash_similarity(a: IndexedFile, b: IndexedFile) -> float:
     """The closest pHash match of two files over rotations, mirrors and crop windows (upright only for rows
     without a thumbnail)."""
@@ -442,8 +471,8 @@ def _hash_similarity(a: IndexedFile, b: IndexedFile) -> float:
     return similarity_of_distance(best_distance(a.thumb, b.thumb))
 
 
-def _make_group(files: list[IndexedFile], score=None) -> Group:
-    keep = min(files, key=_keeper_key)
+def _make_group(files: list[IndexedFile], score=None, keep_key=None) -> Group:
+    keep = min(files, key=keep_key or _keeper_key)
 
     def sim(f: IndexedFile) -> float:
         if f.content_hash == keep.content_hash:
@@ -550,3 +579,17 @@ def _query_features(path: str, clip=None):
     if isinstance(result, Failure):
         raise UsageError(f"cannot read the query image {path}: {result.reason}")
     return result
+
+
+def display_thumbnails(paths: Sequence[str], *, size: int = 180, workers: int | None = None) -> dict[str, str]:
+    """path -> a small JPEG as a data URI, for reports: each file decoded as `index` decodes it (draft mode,
+    EXIF orientation, every mode to RGB), in parallel. A file that cannot be read now simply has no preview."""
+    from .pipeline import make_runner, preview_chunk
+
+    unique = sorted(set(paths))
+    out: dict[str, str] = {}
+    chunked = [unique[i : i + 64] for i in range(0, len(unique), 64)]
+    runner = make_runner(workers if len(unique) > 64 else 1)
+    for batch in runner.map(partial(preview_chunk, size=size), chunked):
+        out.update(batch)
+    return out

@@ -79,11 +79,19 @@ class Format(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
+    html = "html"
 
 
 class InfoFormat(str, Enum):
     table = "table"
     json = "json"
+
+
+class Action(str, Enum):
+    move = "move"
+    hardlink = "hardlink"
+    symlink = "symlink"
+    delete = "delete"
 
 
 class By(str, Enum):
@@ -207,6 +215,9 @@ def _write_output(text: str, output: Optional[Path]) -> None:
     if not target.parent.is_dir():
         raise UsageError(f"cannot write {output}: folder {target.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # a report is an ordinary file, not a private temp file
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
@@ -230,8 +241,14 @@ def _render_table(draw, output: Optional[Path]) -> None:
     _write_output(buf.getvalue(), output)
 
 
-def _emit(fmt: Format, output: Optional[Path], report, as_json, as_csv, as_table) -> None:
-    if fmt is Format.json:
+def _emit(fmt: Format, output: Optional[Path], report, as_json, as_csv, as_table, as_html=None) -> None:
+    if fmt is Format.html:
+        if as_html is None:
+            raise UsageError("--format html is for dupes and query")
+        if output is None and sys.stdout.isatty():
+            raise UsageError("an HTML report goes to a file: pass -o report.html")
+        _write_output(as_html(report), output)
+    elif fmt is Format.json:
         _write_output(as_json(report), output)
     elif fmt is Format.csv:
         _write_output(as_csv(report), output)
@@ -307,26 +324,131 @@ def dupes_cmd(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE.", dir_okay=False, show_default=False)] = None,
     fail_on_dupes: Annotated[bool, typer.Option("--fail-on-dupes", help="Exit 1 if any group is found (for CI).")] = False,
+    keep: Annotated[
+        Optional[str],
+        typer.Option("--keep", metavar="RULE",
+                     help="Which file of a group to keep: pixels (default: most pixels, then largest, then oldest), "
+                          "newest, oldest, largest, smallest, shortest-path, or a path glob such as '*/originals/*'.",
+                     show_default=False),
+    ] = None,
+    action: Annotated[
+        Optional[Action],
+        typer.Option("--action", help="Act on every file of each group except its keeper (asks once; see --yes, --dry-run).",
+                     show_default=False),
+    ] = None,
+    to: Annotated[Optional[Path], typer.Option("--to", help="Destination folder for --action move (folder structure kept).",
+                                               file_okay=False, show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print exactly what --action would do, and do nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")] = False,
+    log: Annotated[
+        Optional[Path],
+        typer.Option("--log", help="JSON-lines log of every act, for `simfind undo LOG`. Default: a new file in the "
+                                   "index folder's logs/.", dir_okay=False, show_default=False),
+    ] = None,
     workers: WorkersOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Report groups of duplicate images. Each group names the file to keep (most pixels, then largest
-    file, then oldest) and each other file's similarity to it."""
+    """Report groups of duplicate images. Each group names the file to keep (--keep) and each other file's
+    similarity to it; --action moves, links or deletes the others, logged so that `simfind undo` can reverse it."""
     from . import api
-    from .render import dupes_csv, dupes_json, dupes_summary, dupes_table
+    from .render import dupes_csv, dupes_html, dupes_json, dupes_summary, dupes_table
+
+    if action is None and (to or dry_run or log or yes):
+        raise UsageError("--to, --dry-run, --yes and --log go with --action")
+    if action is not None and (action is Action.move) != (to is not None):
+        raise UsageError("--action move needs --to DIR" if action is Action.move else "--to is only for --action move")
 
     index_dir = str(index or _default_index())
     with _progress(quiet) as progress:
         report = api.duplicates(
             index_dir=index_dir, paths=[str(p) for p in paths or []], threshold=threshold, by=by.value,
-            between=(str(between[0]), str(between[1])) if between else None, workers=workers,
+            between=(str(between[0]), str(between[1])) if between else None, keep=keep, workers=workers,
             progress=progress, notify=_notify(quiet),
         )
-    _emit(fmt, output, report, dupes_json, dupes_csv, dupes_table)
+    if action is not None:
+        _act(report, action.value, to, dry_run, yes, log, index_dir, quiet)
+        if fmt is Format.table and output is None:
+            return  # the plan and what was done are the report
+    _emit(fmt, output, report, dupes_json, dupes_csv, dupes_table, lambda r: dupes_html(r, thumbs=_thumbs(r, workers)))
     if fmt is not Format.table and not quiet:
         _err(dupes_summary(report))
     if fail_on_dupes and report.groups:
         raise typer.Exit(1)
+
+
+def _thumbs(report, workers):
+    from . import api
+
+    paths = [m.file.path for g in report.groups for m in g.members] if hasattr(report, "groups") else \
+        [m.file.path for m in report.results]
+    return api.display_thumbnails(paths, workers=workers)
+
+
+def _act(report, action: str, to, dry_run: bool, yes: bool, log, index_dir: str, quiet: bool) -> None:
+    import time
+
+    from .actions import act
+
+    n = sum(len(g.members) - 1 for g in report.groups)
+    if not n:
+        _err(f"nothing to {action}: no duplicates")
+        return
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"--action {action} needs a confirmation: pass --yes (or --dry-run to see the plan)")
+        where = f" to {to}" if to else ""
+        if not typer.confirm(f"{action} {n} file(s){where}, keeping one file per group?", default=False, err=True):
+            raise typer.Exit(1)
+    if log is None and not dry_run:
+        log = Path(index_dir) / "logs" / time.strftime(f"{action}-%Y%m%d-%H%M%S.jsonl")
+    verb = {"move": "moved", "hardlink": "hard-linked", "symlink": "symlinked", "delete": "deleted"}[action]
+    out = sys.stdout if dry_run else sys.stderr
+
+    def show(step) -> None:
+        arrow = f" -> {step.target}" if step.target else (f" -> {step.keep}" if "link" in action else "")
+        if step.status == "planned":
+            print(f"would {action} {step.path}{arrow}", file=out)
+        elif step.status == "done":
+            if not quiet:
+                print(f"{verb} {step.path}{arrow}", file=out)
+        else:
+            print(f"{step.status} {step.path}: {step.reason}", file=sys.stderr)
+
+    result = act(report.groups, action, to=str(to) if to else None, dry_run=dry_run, log=str(log) if log else None,
+                 on_step=show)
+    skipped, failed = result.count("skipped"), result.count("failed")
+    if dry_run:
+        _err(f"dry run: {result.count('planned')} file(s) would be {verb}, {skipped} skipped; nothing was changed")
+    else:
+        _err(f"{result.count('done')} file(s) {verb}, {skipped} skipped, {failed} failed; log: {log} "
+             f"(`simfind undo {log}` reverses moves and links)")
+    if failed:
+        raise typer.Exit(3)
+
+
+@app.command("undo")
+def undo_cmd(
+    log: Annotated[Path, typer.Argument(help="The log a `dupes --action` run wrote.", exists=True, dir_okay=False, show_default=False)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be restored, and do nothing.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Reverse the moves and links recorded in LOG, newest first. Files changed since are left alone;
+    deletes cannot be undone."""
+    from .actions import undo
+
+    def show(step) -> None:
+        if step.status in ("skipped", "failed"):
+            print(f"{step.status} {step.path}: {step.reason}", file=sys.stderr)
+        elif dry_run:
+            print(f"would restore {step.path}", file=sys.stdout)
+        elif not quiet:
+            print(f"restored {step.path}", file=sys.stderr)
+
+    result = undo(str(log), dry_run=dry_run, on_step=show)
+    _err(f"{result.count('planned' if dry_run else 'done')} file(s) {'would be ' if dry_run else ''}restored, "
+         f"{result.count('skipped')} skipped, {result.count('failed')} failed")
+    if result.count("failed"):
+        raise typer.Exit(3)
 
 
 @app.command("query")
@@ -350,11 +472,11 @@ def query_cmd(
     """The indexed images most similar to an image or a text. By CLIP when the index has embeddings;
     an image query without them ranks by perceptual hash."""
     from . import api
-    from .render import query_csv, query_json, query_table
+    from .render import query_csv, query_html, query_json, query_table
 
     report = api.query(image_or_text, index_dir=str(index or _default_index()), k=k, threshold=threshold,
                        device=device.value)
-    _emit(fmt, output, report, query_json, query_csv, query_table)
+    _emit(fmt, output, report, query_json, query_csv, query_table, lambda r: query_html(r, thumbs=_thumbs(r, None)))
     if fail_on_miss and not report.results:
         raise typer.Exit(1)
 

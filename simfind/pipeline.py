@@ -99,3 +99,22 @@ def run(
 ) -> Iterator[list[Result]]:
     """Yield one list of results per finished chunk."""
     yield from runner.map(partial(process_chunk, clip=clip), chunks(refs, chunk_size))
+
+
+def preview_chunk(paths: Sequence[str], size: int = 180) -> dict[str, str]:
+    """Report thumbnails: path -> "data:image/jpeg;base64,..." (longest side `size`)."""
+    import base64
+    import io
+
+    out = {}
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                image = decode(fh.read(), size).image
+            image.thumbnail((size, size))
+            buf = io.BytesIO()
+            image.save(buf, "JPEG", quality=70)
+        except (OSError, DecodeError):
+            continue
+        out[path] = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return out

@@ -131,3 +131,25 @@ class QueryReport:
     query: str  # an absolute image path, or the text
     by: str  # "clip" or "hash"
     results: tuple[Match, ...]
+
+
+@dataclass(frozen=True)
+class ActionStep:
+    """One file acted on (or that would be, or was skipped), with what happened to it."""
+
+    action: str  # move | hardlink | symlink | delete | restore
+    path: str
+    keep: str  # the group's keeper (the file that stays)
+    status: str  # done | planned | skipped | failed
+    target: str | None = None  # move destination
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ActionReport:
+    steps: tuple[ActionStep, ...]
+    dry_run: bool
+    log: str | None
+
+    def count(self, status: str) -> int:
+        return sum(s.status == status for s in self.steps)

@@ -213,3 +213,108 @@ def query_table(report: QueryReport, console: Console) -> None:
     console.print(table)
     if not report.results:
         console.print("no results")
+
+
+# -- HTML ---------------------------------------------------------------------------------------------------------
+
+_HTML_HEAD = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>%(title)s</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#f4f4f5;color:#18181b}
+header{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:10px 16px;z-index:1}
+h1{font-size:18px;margin:0 0 4px}
+.summary{color:#52525b}
+input{font:inherit;padding:5px 8px;width:min(480px,90vw);margin-top:6px}
+main{padding:12px 16px}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;margin:0 0 12px;padding:8px 10px}
+.card h2{font-size:14px;margin:0 0 6px;color:#3f3f46}
+.files{display:flex;flex-wrap:wrap;gap:10px}
+figure{margin:0;width:180px;font-size:12px;word-break:break-all}
+figure img{width:180px;height:180px;object-fit:contain;background:#e4e4e7;display:block}
+figure.keep img{outline:3px solid #16a34a}
+.badge{display:inline-block;background:#16a34a;color:#fff;border-radius:3px;padding:0 4px;font-size:11px}
+.dim{color:#71717a}
+.hidden{display:none}
+</style></head><body>
+<header><h1>%(title)s</h1><div class="summary">%(summary)s</div>
+<input id="filter" type="search" placeholder="Filter by path (type part of a file or folder name)" autocomplete="off">
+<span id="shown" class="dim"></span></header>
+<main>
+"""
+
+_HTML_TAIL = """</main>
+<script>
+(function(){
+  var cards=[].slice.call(document.querySelectorAll('.card'));
+  var shown=document.getElementById('shown');
+  var loaded=0;
+  function load(img){ if(img.dataset.src){
+    img.addEventListener('load', function(){ document.body.dataset.loaded = ++loaded; });
+    img.src=img.dataset.src; img.removeAttribute('data-src'); } }
+  var io = ('IntersectionObserver' in window) ? new IntersectionObserver(function(es){
+    es.forEach(function(e){ if(e.isIntersecting){ load(e.target); io.unobserve(e.target); } });
+  }, {rootMargin:'600px'}) : null;
+  document.querySelectorAll('img[data-src]').forEach(function(img){ io ? io.observe(img) : load(img); });
+  function count(){ var n=cards.filter(function(c){return !c.classList.contains('hidden')}).length;
+    shown.textContent = n + ' of ' + cards.length + ' shown'; }
+  document.getElementById('filter').addEventListener('input', function(){
+    var q=this.value.toLowerCase();
+    cards.forEach(function(c){ c.classList.toggle('hidden', q && c.dataset.paths.indexOf(q) < 0); });
+    count();
+  });
+  count();
+})();
+</script>
+</body></html>
+"""
+
+
+def _figure(path: str, thumbs: dict[str, str], caption: str, keep: bool) -> str:
+    from html import escape
+
+    uri = thumbs.get(path)
+    img = (f'<img alt="{escape(os.path.basename(path))}" data-src="{uri}">' if uri
+           else '<img alt="no preview">')
+    badge = '<span class="badge">keep</span> ' if keep else ""
+    return (f'<figure class="{"keep" if keep else ""}">{img}<figcaption>{badge}{escape(path)}<br>'
+            f'<span class="dim">{escape(caption)}</span></figcaption></figure>')
+
+
+def dupes_html(report: DupesReport, *, thumbs: dict[str, str]) -> str:
+    """One self-contained page: a card per group (largest waste first), the keeper marked, thumbnails embedded
+    as JPEG data URIs and loaded as they scroll into view, and a filter box. No network, no external files."""
+    from html import escape
+
+    wasted = sum(g.wasted_bytes for g in report.groups)
+    summary = (f"{report.files} files, {len(report.groups)} groups, {report.duplicates} duplicates, "
+               f"{human_bytes(wasted)} reclaimable (by {report.by}, threshold {report.threshold:g})")
+    parts = [_HTML_HEAD % {"title": "simfind: duplicate groups", "summary": escape(summary)}]
+    for n, g in enumerate(report.groups, 1):
+        figures = "".join(
+            _figure(m.file.path, thumbs,
+                    f"{m.file.width}x{m.file.height}, {human_bytes(m.file.size)}, similarity {m.similarity:.3f}", k == 0)
+            for k, m in enumerate(g.members))
+        paths = escape(" ".join(m.file.path for m in g.members).lower())
+        parts.append(f'<section class="card" data-paths="{paths}"><h2>Group {n}: {len(g.members)} files, '
+                     f'{human_bytes(g.wasted_bytes)} reclaimable</h2><div class="files">{figures}</div></section>\n')
+    if not report.groups:
+        parts.append("<p>No duplicates found.</p>")
+    parts.append(_HTML_TAIL)
+    return "".join(parts)
+
+
+def query_html(report: QueryReport, *, thumbs: dict[str, str]) -> str:
+    from html import escape
+
+    summary = f"{len(report.results)} results for {report.query} (by {report.by})"
+    parts = [_HTML_HEAD % {"title": "simfind: query", "summary": escape(summary)}]
+    figures = "".join(
+        _figure(m.file.path, thumbs, f"#{m.rank}, similarity {m.similarity:.3f}, {m.file.width}x{m.file.height}", False)
+        for m in report.results)
+    paths = escape(" ".join(m.file.path for m in report.results).lower())
+    parts.append(f'<section class="card" data-paths="{paths}"><h2>{escape(report.query)}</h2>'
+                 f'<div class="files">{figures}</div></section>\n')
+    parts.append(_HTML_TAIL)
+    return "".join(parts)
