@@ -14,7 +14,10 @@ test:
 	$(BIN)/python -m pytest -q
 
 bench:
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/bench_index.py
+	$(BIN)/python bench/bench_quality.py --size full --out bench/results/quality.md
+	$(BIN)/python bench/bench_report.py
 	$(BIN)/python bench/bench_clip.py
 
 clean:

@@ -1,0 +1,200 @@
+"""Acting on duplicates (move, links, delete, undo) and the HTML report, on generated files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from .conftest import Cli, group_paths, picture, save
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    """Two pictures, each with copies spread over folders: a/x.jpg is the original of the x group."""
+    root = tmp_path / "library"
+    x, y = picture(40), picture(41)
+    save(x, root / "a" / "x.jpg", quality=92)
+    (root / "b").mkdir(parents=True)
+    shutil.copy2(root / "a" / "x.jpg", root / "b" / "x copy.jpg")  # a byte copy
+    save(x.resize((320, 240)), root / "b" / "deep" / "x_small.jpg", quality=85)
+    save(y, root / "a" / "y.png")
+    save(y.transpose(Image.ROTATE_90), root / "c" / "y_turned.jpg", quality=90)
+    save(picture(42), root / "c" / "z.jpg", quality=90)
+    return root
+
+
+def _index(cli: Cli, root: Path) -> None:
+    assert cli("index", root, "--quiet", "--no-clip").exit_code == 0
+
+
+def test_move_keeps_folders_and_undo_restores_every_byte(library, tmp_path, cli):
+    _index(cli, library)
+    before = _snapshot(library)
+    trash, log = tmp_path / "trash", tmp_path / "moves.jsonl"
+    result = cli("dupes", "--action", "move", "--to", trash, "--yes", "--log", log)
+    assert result.exit_code == 0, result.stderr
+    moved = _snapshot(trash)
+    assert set(moved) == {"b/x copy.jpg", "b/deep/x_small.jpg", "c/y_turned.jpg"}  # structure kept
+    assert all(before[k] == v for k, v in moved.items())
+    assert set(_snapshot(library)) == {"a/x.jpg", "a/y.png", "c/z.jpg"}  # keepers and the singleton stay
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(lines) == 3 and all(r["action"] == "move" for r in lines)
+
+    assert cli("undo", log, index=False).exit_code == 0
+    assert _snapshot(library) == before
+    assert not any(p.is_file() for p in trash.rglob("*"))
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(library, tmp_path, cli):
+    _index(cli, library)
+    before = _snapshot(library)
+    result = cli("dupes", "--action", "delete", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    planned = re.findall(r"^would delete (.+)$", result.stdout, re.M)
+    assert sorted(os.path.basename(p) for p in planned) == ["x copy.jpg", "x_small.jpg", "y_turned.jpg"]
+    assert _snapshot(library) == before
+
+
+def test_acting_without_a_terminal_needs_yes(library, cli):
+    _index(cli, library)
+    result = cli("dupes", "--action", "delete")
+    assert result.exit_code == 2 and "--yes" in result.stderr
+    assert cli("dupes", "--action", "move").exit_code == 2  # move needs --to
+
+
+def test_a_file_changed_since_indexing_is_never_touched(library, tmp_path, cli):
+    _index(cli, library)
+    changed = library / "b" / "deep" / "x_small.jpg"
+    save(picture(99), changed, quality=85)  # overwritten after the index run
+    result = cli("dupes", "--action", "delete", "--yes", "--log", tmp_path / "d.jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert changed.exists() and "x_small.jpg" in result.stderr and "changed since it was indexed" in result.stderr
+    assert not (library / "b" / "x copy.jpg").exists()  # the unchanged duplicate was acted on
+
+
+def test_nothing_is_touched_when_the_keeper_changed_or_vanished(library, tmp_path, cli):
+    """The last copy rule: members are only acted on while their keeper is there, unchanged."""
+    _index(cli, library)
+    (library / "a" / "x.jpg").unlink()
+    result = cli("dupes", "--action", "delete", "--yes", "--log", tmp_path / "d.jsonl")
+    assert result.exit_code == 0, result.stderr
+    assert (library / "b" / "x copy.jpg").exists() and (library / "b" / "deep" / "x_small.jpg").exists()
+    assert "nothing in this group was touched" in result.stderr
+    assert not (library / "c" / "y_turned.jpg").exists()  # the other group was fine
+
+
+def test_hardlink_and_symlink_replace_byte_copies_only_and_undo(library, tmp_path, cli):
+    _index(cli, library)
+    before = _snapshot(library)
+    for action in ("hardlink", "symlink"):
+        log = tmp_path / f"{action}.jsonl"
+        result = cli("dupes", "--action", action, "--yes", "--log", log)
+        assert result.exit_code == 0, result.stderr
+        copy = library / "b" / "x copy.jpg"
+        if action == "hardlink":
+            assert os.path.samefile(copy, library / "a" / "x.jpg") and not copy.is_symlink()
+        else:
+            assert copy.is_symlink() and copy.resolve() == (library / "a" / "x.jpg").resolve()
+        assert not (library / "b" / "deep" / "x_small.jpg").is_symlink()  # different bytes: skipped
+        assert "not a byte copy" in result.stderr
+        assert _snapshot(library) == before  # content reads the same through the link
+        assert cli("undo", log, index=False).exit_code == 0
+        assert not copy.is_symlink() and not os.path.samefile(copy, library / "a" / "x.jpg")
+        assert _snapshot(library) == before
+        _index(cli, library)
+
+
+def test_keep_rules_choose_the_keeper(library, cli):
+    _index(cli, library)
+    by_rule = {}
+    for rule in ("pixels", "smallest", "shortest-path", "*/b/deep/*"):
+        d = cli.json("dupes", "--keep", rule)
+        x_group = next(g for g in d["groups"] if any("x_small" in f["path"] for f in g["files"]))
+        by_rule[rule] = os.path.relpath(x_group["keep"], library)
+    assert by_rule["pixels"] == "a/x.jpg"
+    assert by_rule["smallest"] == "b/deep/x_small.jpg"
+    assert by_rule["shortest-path"] == "a/x.jpg"
+    assert by_rule["*/b/deep/*"] == "b/deep/x_small.jpg"
+    assert cli("dupes", "--keep", "biggest").exit_code == 2
+
+
+# -- HTML report ------------------------------------------------------------------------------------------------
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    if os.geteuid() == 0 and shutil.which("apt-get"):  # the test setup installs Debian's chromium where it can
+        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], capture_output=True,
+                       timeout=600)
+        if shutil.which("chromium"):
+            return shutil.which("chromium")
+    pytest.skip("no headless Chromium here, and it cannot be installed (needs root and apt-get)")
+
+
+def _render(page: Path, tmp_path: Path) -> tuple[str, Path]:
+    """The DOM after the page's scripts ran, and a screenshot, from headless Chromium."""
+    browser = _chromium()
+    common = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+              f"--user-data-dir={tmp_path / 'chromium-profile'}", "--run-all-compositor-stages-before-draw",
+              "--virtual-time-budget=10000", "--window-size=1200,900"]
+    for _attempt in range(3):  # on a loaded machine the first paint can come before the images decode
+        dom = subprocess.run(common + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+        if "data-loaded=" in dom:
+            break
+    shot = tmp_path / "report.png"
+    subprocess.run(common + [f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
+    return dom, shot
+
+
+def test_html_report_is_self_contained_and_renders_in_chromium(library, tmp_path, cli):
+    _index(cli, library)
+    page = tmp_path / "report.html"
+    assert cli("dupes", "--format", "html", "-o", page).exit_code == 0
+    html = page.read_text()
+    assert "http://" not in html and "https://" not in html and "<link" not in html  # nothing from the network
+    assert html.count('class="card"') == 2 and html.count("data:image/jpeg;base64,") == 5
+    dom, shot = _render(page, tmp_path)
+    assert dom.count('<section class="card"') == 2
+    assert re.search(r'data-loaded="5"', dom), "every thumbnail in view decoded"
+    assert 'class="badge">keep' in dom and "1 of 2" not in dom and "2 of 2 shown" in dom
+    assert Image.open(shot).size == (1200, 900) and shot.stat().st_size > 20_000  # pictures, not a blank page
+
+
+def test_html_report_of_the_labelled_photos_renders(labelled, tmp_path):
+    cli = Cli(tmp_path / "index")
+    assert cli("index", labelled, "--quiet", "--no-clip").exit_code == 0
+    page = tmp_path / "labelled.html"
+    assert cli("dupes", "--format", "html", "-o", page).exit_code == 0
+    groups = len(cli.json("dupes")["groups"])
+    dom, shot = _render(page, tmp_path)
+    assert groups >= 8 and dom.count('<section class="card"') == groups
+    loaded = int(re.search(r'data-loaded="(\d+)"', dom).group(1))
+    assert loaded >= 8  # the thumbnails in and near the first screen were decoded (the rest load on scroll)
+    assert Image.open(shot).size == (1200, 900)
+
+
+def test_query_html(library, tmp_path, cli):
+    _index(cli, library)
+    page = tmp_path / "q.html"
+    assert cli("query", library / "a" / "x.jpg", "--format", "html", "-o", page).exit_code == 0
+    assert page.read_text().count("data:image/jpeg;base64,") >= 3
+
+
+def test_groups_stay_put_in_the_report_after_a_dry_run(library, cli):
+    _index(cli, library)
+    assert [len(g) for g in group_paths(cli.json("dupes"))] == [3, 2]
