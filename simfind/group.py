@@ -1,12 +1,12 @@
 """Pairs -> groups, without chaining.
 
 Single linkage (connected components) chains unrelated pictures together through a path of small steps
-(A~B, B~C, ... so A lands with Z). Two linkages that prevent it, both pure (no I/O):
-- star grouping (the default): the file with the most unassigned matches becomes a group's centre and takes
-  every unassigned file that matches it directly, then the next centre, and so on. Every member is a verified
-  match of its centre, so no path is longer than two steps through it. An edited copy (a crop, a rotation) is
-  rarely a match of another edited copy, but both match the original: this keeps them together.
-- complete linkage: a pair joins two groups only when every member of one matches every member of the other.
+(A~B, B~C, ... so A lands with Z). Star grouping prevents it: the file with the most unassigned matches becomes a
+group's centre and takes every unassigned file that matches it directly, then the next centre, and so on. Every
+member is a verified match of its centre, so no path is longer than two steps through it. An edited copy (a
+crop, a rotation) is rarely a match of another edited copy, but both match the original: star groups keep them
+together, where complete linkage (every member matching every other) would split them.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -58,24 +58,3 @@ def star_groups(n: int, pairs: Iterable[tuple[int, int, float]]) -> list[list[in
         assigned.update(members)
         groups.append(sorted(members))
     return groups
-
-
-def complete_linkage(n: int, pairs: Iterable[tuple[int, int, float]]) -> list[list[int]]:
-    """Nodes 0..n-1 and (i, j, similarity) pairs -> groups of two or more nodes, each a clique of pairs."""
-    edges = _edges(pairs)
-    group_of = list(range(n))
-    members: dict[int, list[int]] = {}
-    for (i, j), _sim in sorted(edges.items(), key=lambda kv: (-kv[1], kv[0])):
-        gi, gj = group_of[i], group_of[j]
-        if gi == gj:
-            continue
-        a, b = members.get(gi, [i]), members.get(gj, [j])
-        if all(((x, y) if x < y else (y, x)) in edges for x in a for y in b):
-            if len(a) < len(b):
-                gi, gj, a, b = gj, gi, b, a
-            merged = a + b
-            for y in b:
-                group_of[y] = gi
-            members[gi] = merged
-            members.pop(gj, None)
-    return [sorted(m) for m in members.values() if len(m) > 1]

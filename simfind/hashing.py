@@ -35,26 +35,25 @@ def content_box(grey: np.ndarray) -> tuple[int, int, int, int]:
 
     h, w = grey.shape
     a = grey.astype(np.float32)
+    top, bottom = _borders(a.mean(axis=1), a.std(axis=1))
+    inner = a[top : h - bottom]
+    left, right = _borders(inner.mean(axis=0), inner.std(axis=0))
+    return top, h - bottom, left, w - right
 
-    def lead(lines_mean: np.ndarray, lines_std: np.ndarray, limit: int) -> int:
-        uniform = (lines_std < _BORDER_STD) & (np.abs(lines_mean - lines_mean[0]) < _BORDER_LEVEL)
+
+def _borders(means: np.ndarray, stds: np.ndarray) -> tuple[int, int]:
+    """How many uniform lines (rows or columns, given by their means and stds) to trim from each end."""
+    import numpy as np
+
+    limit = int(len(means) * (1 - _MIN_KEPT))
+
+    def lead(m: np.ndarray, sd: np.ndarray) -> int:
+        uniform = (sd < _BORDER_STD) & (np.abs(m - m[0]) < _BORDER_LEVEL)
         n = int(np.argmin(uniform)) if not uniform.all() else len(uniform)
         return n if n <= limit else 0
 
-    rows_mean, rows_std = a.mean(axis=1), a.std(axis=1)
-    limit_v = int(h * (1 - _MIN_KEPT))
-    top = lead(rows_mean, rows_std, limit_v)
-    bottom = lead(rows_mean[::-1], rows_std[::-1], limit_v)
-    if top + bottom > limit_v:
-        top = bottom = 0
-    inner = a[top : h - bottom]
-    cols_mean, cols_std = inner.mean(axis=0), inner.std(axis=0)
-    limit_h = int(w * (1 - _MIN_KEPT))
-    left = lead(cols_mean, cols_std, limit_h)
-    right = lead(cols_mean[::-1], cols_std[::-1], limit_h)
-    if left + right > limit_h:
-        left = right = 0
-    return top, h - bottom, left, w - right
+    start, end = lead(means, stds), lead(means[::-1], stds[::-1])
+    return (0, 0) if start + end > limit else (start, end)
 
 
 def thumbnail(image: Image.Image) -> np.ndarray:

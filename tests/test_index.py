@@ -78,17 +78,6 @@ def test_threshold_decides_which_edits_count(photos, cli):
         assert all(f["similarity"] >= threshold for g in d["groups"] for f in g["files"])
 
 
-def test_complete_linkage_never_chains(tmp_path):
-    """Complete linkage (kept for callers that want cliques): A~B and B~C do not put A with C."""
-    from simfind.group import complete_linkage
-
-    assert complete_linkage(3, [(0, 1, 0.9), (1, 2, 0.88)]) == [[0, 1]]
-    assert complete_linkage(3, [(0, 1, 0.9), (1, 2, 0.88), (0, 2, 0.86)]) == [[0, 1, 2]]
-    # the strongest pair wins a contested member
-    groups = complete_linkage(4, [(0, 1, 0.9), (1, 2, 0.95), (2, 3, 0.9)])
-    assert [1, 2] in groups and all(len(g) == 2 for g in groups)
-
-
 def test_dupes_paths_limit_the_report_and_are_indexed_first(photos, cli):
     d = cli.json("dupes", photos / "2019", photos / "2020")  # never indexed before
     assert group_paths(d) == [{"b.jpg", "b_big.jpg"}]
