@@ -346,12 +346,30 @@ def duplicates(
         threshold = DEFAULT_HASH_THRESHOLD if mode == "hash" else DEFAULT_CLIP_THRESHOLD
     progress("group", 0, 1)
     vectors = dict(zip(ids.tolist(), vecs)) if ids is not None else {}
-    groups = _group(files, threshold, by=mode, vectors=vectors, keep_key=keep_key)
+    groups = _group(files, threshold, by=mode, vectors=vectors, keep_key=keep_key, windows=_windows(index_dir))
     if between:
         a, b = (_existing_roots([p])[0] for p in between)
         groups = [g for g in groups if _spans(g, a, b)]
     progress("group", 1, 1)
     return DupesReport(threshold=threshold, by=mode, groups=tuple(groups), files=len(files), errors=errors)
+
+
+def _windows(index_dir: str):
+    """A lookup: file ids -> their crop-window codes (n, W, 8), from the cache next to the catalog (built on
+    first use per catalog revision)."""
+    import numpy as np
+
+    def lookup(ids):
+        from .vectors import load_or_build_windows
+
+        with Catalog.open(index_dir, create=False) as catalog:
+            all_ids, codes = load_or_build_windows(index_dir, catalog.embeddings_rev(), catalog.thumbs)
+        row = {int(i): r for r, i in enumerate(all_ids.tolist())}
+        if not all(int(i) in row for i in ids):
+            return None  # the catalog moved on under us: compute from the thumbnails instead
+        return codes[np.fromiter((row[int(i)] for i in ids), dtype=np.int64, count=len(ids))]
+
+    return lookup
 
 
 def _index_model(index_dir: str) -> str | None:
@@ -373,7 +391,7 @@ def _spans(group: Group, a: str, b: str) -> bool:
 
 
 def _group(files: list[IndexedFile], threshold: float, *, by: str, vectors: dict | None = None,
-           keep_key=None) -> list[Group]:
+           keep_key=None, windows=None) -> list[Group]:
     """Exact copies collapse into one node; near pairs (hash, CLIP or both) are searched between nodes and joined
     into star groups (every member a direct match of its group's centre: no chaining). With by="auto",
     `threshold` applies to CLIP and hashes use their own default."""
@@ -386,7 +404,7 @@ def _group(files: list[IndexedFile], threshold: float, *, by: str, vectors: dict
     pairs: list[tuple[int, int, float]] = []
     if by in ("hash", "auto") and len(nodes) > 1:
         hash_threshold = threshold if by == "hash" else DEFAULT_HASH_THRESHOLD
-        pairs += _hash_pairs([n[0] for n in nodes], max_distance(hash_threshold))
+        pairs += _hash_pairs([n[0] for n in nodes], max_distance(hash_threshold), windows)
     if by in ("clip", "auto") and vectors:
         from .vectors import cosine_pairs
 
@@ -403,7 +421,7 @@ def _group(files: list[IndexedFile], threshold: float, *, by: str, vectors: dict
     return groups
 
 
-def _hash_pairs(files: list[IndexedFile], max_dist: int) -> list[tuple[int, int, float]]:
+def _hash_pairs(files: list[IndexedFile], max_dist: int, windows=None) -> list[tuple[int, int, float]]:
     """Verified perceptual pairs: any rotation or mirror, crops; files from an index older than the thumbnail
     (schema 3) are matched upright by their stored pHash alone until they are indexed again."""
     import numpy as np
@@ -413,8 +431,9 @@ def _hash_pairs(files: list[IndexedFile], max_dist: int) -> list[tuple[int, int,
 
     with_thumb = [k for k, f in enumerate(files) if f.thumb]
     thumbs = np.frombuffer(b"".join(files[k].thumb for k in with_thumb), dtype=np.uint8)
+    codes = windows([files[k].id for k in with_thumb]) if windows else None
     pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d))
-             for i, j, d in near_pairs(thumbs, max_dist)]
+             for i, j, d in near_pairs(thumbs, max_dist, windows=codes)]
     old = [k for k, f in enumerate(files) if not f.thumb]
     if old:
         codes = np.frombuffer(b"".join(f.phash for f in files), dtype=np.uint8).reshape(len(files), -1)
@@ -551,7 +570,9 @@ def query(
         q = _query_features(text_or_image)
         ordered = [f for f in files.values() if f.thumb]
         thumbs = np.frombuffer(b"".join(f.thumb for f in ordered), dtype=np.uint8)
-        found = [(ordered[i].id, similarity_of_distance(d)) for i, d in rank(np.frombuffer(q.thumb, np.uint8), thumbs, k)]
+        codes = _windows(index_dir)([f.id for f in ordered]) if ordered else None
+        found = [(ordered[i].id, similarity_of_distance(d))
+                 for i, d in rank(np.frombuffer(q.thumb, np.uint8), thumbs, k, windows=codes)]
         # rows from before schema 3 (no thumbnail yet): upright pHash only
         found += [(f.id, similarity(q.phash, f.phash)) for f in files.values() if not f.thumb]
         found = sorted(found, key=lambda t: -t[1])[:k]
@@ -581,7 +602,7 @@ def _query_features(path: str, clip=None):
     return result
 
 
-def display_thumbnails(paths: Sequence[str], *, size: int = 180, workers: int | None = None) -> dict[str, str]:
+def display_thumbnails(paths: Sequence[str], *, size: int = 160, workers: int | None = None) -> dict[str, str]:
     """path -> a small JPEG as a data URI, for reports: each file decoded as `index` decodes it (draft mode,
     EXIF orientation, every mode to RGB), in parallel. A file that cannot be read now simply has no preview."""
     from .pipeline import make_runner, preview_chunk

@@ -170,9 +170,19 @@ class Candidate:
     detail: int
 
 
-def candidates(thumbs: np.ndarray, max_distance: int, *, crops: bool = True) -> list[Candidate]:
+def all_window_codes(thumbs: np.ndarray) -> np.ndarray:
+    """window_codes() in batches (bounded memory): (n, W, 8)."""
+    thumbs = np.asarray(thumbs, dtype=np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE)
+    if not len(thumbs):
+        return np.zeros((0, windows_per_image(), 8), np.uint8)
+    return np.concatenate([window_codes(thumbs[s : s + _WINDOW_CHUNK]) for s in range(0, len(thumbs), _WINDOW_CHUNK)])
+
+
+def candidates(thumbs: np.ndarray, max_distance: int, *, crops: bool = True,
+               windows: np.ndarray | None = None) -> list[Candidate]:
     """The closest hash match of every pair of images within `max_distance` bits, allowing for any rotation or
-    mirror and (with `crops`) for one being a crop of the other, from FAISS binary range searches."""
+    mirror and (with `crops`) for one being a crop of the other, from FAISS binary range searches. `windows`
+    (all_window_codes of `thumbs`) may come from a cache."""
     from .vectors import binary_range
 
     thumbs = np.asarray(thumbs, dtype=np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE)
@@ -195,8 +205,7 @@ def candidates(thumbs: np.ndarray, max_distance: int, *, crops: bool = True) -> 
             offer(Candidate(i, j, d, "orient", k))
     if crops:
         per = windows_per_image()
-        windows = np.concatenate([window_codes(thumbs[s : s + _WINDOW_CHUNK]).reshape(-1, 8)
-                                  for s in range(0, n, _WINDOW_CHUNK)])
+        windows = (all_window_codes(thumbs) if windows is None else windows).reshape(-1, 8)
         # image j whole against every window of image i: j is a crop of i
         q, ids, dist = binary_range(windows, orient_codes[:, 0], max_distance)
         for j, wi, d in zip(q.tolist(), ids.tolist(), dist.tolist()):
@@ -215,10 +224,10 @@ def agreements(thumbs: np.ndarray, cands: list[Candidate]) -> np.ndarray:
     return agreement(seen_as, thumbs[[c.dst for c in cands]])
 
 
-def near_pairs(thumbs: np.ndarray, max_distance: int, *, crops: bool = True,
-               verify: float = VERIFY_AGREEMENT) -> list[tuple[int, int, int]]:
+def near_pairs(thumbs: np.ndarray, max_distance: int, *, crops: bool = True, verify: float = VERIFY_AGREEMENT,
+               windows: np.ndarray | None = None) -> list[tuple[int, int, int]]:
     """Verified pairs (i, j, hamming), i < j: candidates() that pass the thumbnail check."""
-    cands = candidates(thumbs, max_distance, crops=crops)
+    cands = candidates(thumbs, max_distance, crops=crops, windows=windows)
     ok = agreements(thumbs, cands) >= verify
     return [(min(c.src, c.dst), max(c.src, c.dst), c.distance) for c, good in zip(cands, ok.tolist()) if good]
 
@@ -244,7 +253,8 @@ def _distances(codes: np.ndarray, code: np.ndarray) -> np.ndarray:
     return np.unpackbits(codes ^ code, axis=-1).sum(axis=-1)
 
 
-def rank(query_thumb: np.ndarray, thumbs: np.ndarray, k: int) -> list[tuple[int, int]]:
+def rank(query_thumb: np.ndarray, thumbs: np.ndarray, k: int,
+         windows: np.ndarray | None = None) -> list[tuple[int, int]]:
     """The k images nearest to a query image, (row, pHash distance) nearest first, allowing for any rotation or
     mirror of the query and for either image being a crop of the other."""
     from .vectors import binary_knn
@@ -263,8 +273,7 @@ def rank(query_thumb: np.ndarray, thumbs: np.ndarray, k: int) -> list[tuple[int,
     np.minimum.at(best, rows[rows >= 0], dist[rows >= 0])
     # the query against every window of each image (the query is a crop of it)
     per = windows_per_image()
-    windows = np.concatenate([window_codes(thumbs[s : s + _WINDOW_CHUNK]).reshape(-1, 8)
-                              for s in range(0, n, _WINDOW_CHUNK)])
+    windows = (all_window_codes(thumbs) if windows is None else windows).reshape(-1, 8)
     dist, rows = binary_knn(windows, q_orients[:1], min(len(windows), k * 8))
     ok = rows >= 0
     np.minimum.at(best, rows[ok] // per, dist[ok])

@@ -101,7 +101,7 @@ def run(
     yield from runner.map(partial(process_chunk, clip=clip), chunks(refs, chunk_size))
 
 
-def preview_chunk(paths: Sequence[str], size: int = 180) -> dict[str, str]:
+def preview_chunk(paths: Sequence[str], size: int = 160) -> dict[str, str]:
     """Report thumbnails: path -> "data:image/jpeg;base64,..." (longest side `size`)."""
     import base64
     import io
@@ -113,7 +113,7 @@ def preview_chunk(paths: Sequence[str], size: int = 180) -> dict[str, str]:
                 image = decode(fh.read(), size).image
             image.thumbnail((size, size))
             buf = io.BytesIO()
-            image.save(buf, "JPEG", quality=70)
+            image.save(buf, "JPEG", quality=60)
         except (OSError, DecodeError):
             continue
         out[path] = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

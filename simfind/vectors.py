@@ -87,6 +87,36 @@ def load_or_build(index_dir: str, rev: int, fetch) -> object:
     return index
 
 
+WINDOWS_PREFIX = "windows-"
+
+
+def load_or_build_windows(index_dir: str, rev: int, fetch) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, crop-window codes (n, W, 8)) of every thumbnailed file at catalog revision `rev`: read from
+    `windows-<rev>.npz`, or computed from `fetch()` -> (ids, thumbs) and saved (atomically, older ones removed).
+    Window hashes cost more than the search they feed on a small index; computed once per revision, not per run."""
+    from .matching import all_window_codes
+
+    path = os.path.join(index_dir, f"{WINDOWS_PREFIX}{rev}.npz")
+    try:
+        with np.load(path) as data:
+            return data["ids"], data["codes"]
+    except (OSError, ValueError, KeyError):
+        pass
+    ids, thumbs = fetch()
+    codes = all_window_codes(thumbs)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{WINDOWS_PREFIX}", suffix=".tmp", dir=index_dir)
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, ids=ids, codes=codes)
+        os.replace(tmp, path)
+        for name in os.listdir(index_dir):
+            if name.startswith(WINDOWS_PREFIX) and os.path.join(index_dir, name) != path:
+                os.unlink(os.path.join(index_dir, name))
+    except OSError:
+        pass  # a read-only index folder still answers, it just recomputes
+    return ids, codes
+
+
 def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = max(1, min(k, index.ntotal))
     sims, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)

@@ -125,3 +125,20 @@ def test_dupes_finds_turned_mirrored_and_cropped_copies(tmp_path, cli):
     d = cli.json("dupes")
     assert group_paths(d) == [{"a.jpg", "a_270.jpg", "a_mirror.webp", "a_crop.png", "a_letterbox.jpg"}]
     assert d["groups"][0]["keep"].endswith("a_letterbox.jpg") or d["groups"][0]["keep"].endswith("a.jpg")
+
+
+def test_crop_window_hashes_are_cached_per_catalog_revision(tmp_path, cli):
+    photos = tmp_path / "photos"
+    a = picture(50)
+    save(a, photos / "a.jpg", quality=90)
+    save(a.crop((50, 40, 600, 440)), photos / "a_crop.jpg", quality=90)
+    cli("index", photos, "--quiet", "--no-clip")
+    first = cli.json("dupes")
+    caches = sorted(p.name for p in cli.index_dir.glob("windows-*.npz"))
+    assert len(caches) == 1
+    assert cli.json("dupes") == first  # answered from the cache, same groups
+    save(picture(51), photos / "b.jpg", quality=90)
+    cli("index", photos, "--quiet", "--no-clip")
+    assert group_paths(cli.json("dupes")) == [{"a.jpg", "a_crop.jpg"}]
+    again = sorted(p.name for p in cli.index_dir.glob("windows-*.npz"))
+    assert len(again) == 1 and again != caches  # rebuilt for the new revision, the old one removed
