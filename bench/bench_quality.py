@@ -394,6 +394,8 @@ def main() -> int:
         lines.append(_row(f"simfind --by {sim['default']['by']} (default {sim['default']['threshold']})", s,
                           sim["t_index"] + sim["t_dupes"], families))
         print(lines[-1], flush=True)
+        timing = f"simfind wall time: index {sim['t_index']:.1f} s + dupes {sim['t_dupes']:.1f} s (subprocesses, start-up included)"
+        print(timing, flush=True)
         if not a.no_imagededup:
             try:
                 import imagededup  # noqa: F401
@@ -404,7 +406,7 @@ def main() -> int:
                     pairs, secs = run_imagededup(folder, method)
                     lines.append(_row(f"imagededup {method} (defaults)", score(pairs, truth, sim["errors"]), secs, families))
                     print(lines[-1], flush=True)
-        lines += ["", "## simfind threshold sweep (hash mode)", "", header]
+        lines += ["", timing, "", "## simfind threshold sweep (hash mode)", "", header]
         for t, report in sim["sweep"].items():
             lines.append(_row(f"simfind {t}", score(group_pairs(_groups(report)), truth, sim["errors"]), None, families))
         q = query_recall(index_dir, truth, a.queries, a.seed)

@@ -51,7 +51,7 @@ def main() -> int:
         subprocess.run(SIMFIND + ["dupes", "--format", "html", "-o", page, "--quiet"], check=True, env=env)
         t_report = time.perf_counter() - t0
         html = open(page, encoding="utf-8").read()
-        groups = html.count('<section class="card"')
+        groups = html.count('"title":"Group ')
         print(f"report: {groups} groups, {html.count('data:image/jpeg')} thumbnails, "
               f"{os.path.getsize(page) / 1e6:.1f} MB, written in {t_report:.1f} s")
         browser = shutil.which("chromium") or shutil.which("chromium-browser")

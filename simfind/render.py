@@ -245,76 +245,88 @@ figure.keep img{outline:3px solid #16a34a}
 """
 
 _HTML_TAIL = """</main>
+<div id="more" class="dim">&nbsp;</div>
+<script type="application/json" id="cards">%(data)s</script>
 <script>
 (function(){
-  var cards=[].slice.call(document.querySelectorAll('.card'));
-  var shown=document.getElementById('shown');
-  var loaded=0;
-  function load(img){ if(img.dataset.src){
+  // Cards are built from the JSON above in pages of 60 as the reader scrolls: a report of thousands of groups
+  // opens at once, and only the thumbnails near the screen are ever decoded.
+  var cards=JSON.parse(document.getElementById('cards').textContent);
+  var main=document.querySelector('main'), more=document.getElementById('more');
+  var shown=document.getElementById('shown'), list=cards, done=0, loaded=0, PAGE=60;
+  function el(tag, cls, text){ var e=document.createElement(tag); if(cls) e.className=cls;
+    if(text!=null) e.textContent=text; return e; }
+  var lazy = ('IntersectionObserver' in window) ? new IntersectionObserver(function(es){
+    es.forEach(function(e){ if(e.isIntersecting){ show(e.target); lazy.unobserve(e.target); } });
+  }, {rootMargin:'400px'}) : null;
+  function show(img){ if(img.dataset.src){
     img.addEventListener('load', function(){ document.body.dataset.loaded = ++loaded; });
     img.src=img.dataset.src; img.removeAttribute('data-src'); } }
-  var io = ('IntersectionObserver' in window) ? new IntersectionObserver(function(es){
-    es.forEach(function(e){ if(e.isIntersecting){ load(e.target); io.unobserve(e.target); } });
-  }, {rootMargin:'600px'}) : null;
-  document.querySelectorAll('img[data-src]').forEach(function(img){ io ? io.observe(img) : load(img); });
-  function count(){ var n=cards.filter(function(c){return !c.classList.contains('hidden')}).length;
-    shown.textContent = n + ' of ' + cards.length + ' shown'; }
+  function card(c){
+    var sec=el('section','card'); sec.appendChild(el('h2',null,c.title));
+    var files=el('div','files');
+    c.files.forEach(function(f){
+      var fig=el('figure', f.keep ? 'keep' : ''), img=el('img');
+      img.alt=f.name; if(f.thumb){ img.dataset.src=f.thumb; lazy ? lazy.observe(img) : show(img); }
+      fig.appendChild(img);
+      var cap=el('figcaption'); if(f.keep) cap.appendChild(el('span','badge','keep'));
+      cap.appendChild(document.createTextNode(' '+f.path)); cap.appendChild(el('br'));
+      cap.appendChild(el('span','dim',f.caption)); fig.appendChild(cap); files.appendChild(fig);
+    });
+    sec.appendChild(files); return sec;
+  }
+  function page(){
+    var end=Math.min(done+PAGE, list.length), frag=document.createDocumentFragment();
+    for(; done<end; done++) frag.appendChild(card(list[done]));
+    main.appendChild(frag);
+    shown.textContent = list.length + ' of ' + cards.length + ' shown';
+    more.textContent = done < list.length ? 'scroll for more' : (list.length ? '' : 'nothing matches');
+  }
+  var pager = ('IntersectionObserver' in window) ? new IntersectionObserver(function(es){
+    if(es[0].isIntersecting && done < list.length) page(); }, {rootMargin:'800px'}) : null;
   document.getElementById('filter').addEventListener('input', function(){
     var q=this.value.toLowerCase();
-    cards.forEach(function(c){ c.classList.toggle('hidden', q && c.dataset.paths.indexOf(q) < 0); });
-    count();
+    list = q ? cards.filter(function(c){ return c.paths.indexOf(q) >= 0; }) : cards;
+    main.textContent=''; done=0; page();
   });
-  count();
+  page(); if(pager) pager.observe(more); else while(done < list.length) page();
 })();
 </script>
 </body></html>
 """
 
 
-def _figure(path: str, thumbs: dict[str, str], caption: str, keep: bool) -> str:
+def _page(title: str, summary: str, cards: list[dict]) -> str:
+    import json
     from html import escape
 
-    uri = thumbs.get(path)
-    img = (f'<img alt="{escape(os.path.basename(path))}" data-src="{uri}">' if uri
-           else '<img alt="no preview">')
-    badge = '<span class="badge">keep</span> ' if keep else ""
-    return (f'<figure class="{"keep" if keep else ""}">{img}<figcaption>{badge}{escape(path)}<br>'
-            f'<span class="dim">{escape(caption)}</span></figcaption></figure>')
+    data = json.dumps(cards, separators=(",", ":")).replace("</", "<\\/")  # never closes the script early
+    return _HTML_HEAD % {"title": escape(title), "summary": escape(summary)} + _HTML_TAIL % {"data": data}
+
+
+def _file_card(path: str, thumbs: dict[str, str], caption: str, keep: bool) -> dict:
+    return {"path": path, "name": os.path.basename(path), "caption": caption, "keep": keep, "thumb": thumbs.get(path)}
 
 
 def dupes_html(report: DupesReport, *, thumbs: dict[str, str]) -> str:
     """One self-contained page: a card per group (largest waste first), the keeper marked, thumbnails embedded
-    as JPEG data URIs and loaded as they scroll into view, and a filter box. No network, no external files."""
-    from html import escape
-
+    as JPEG data URIs and decoded only as they come into view, a filter box. No network, no external files."""
     wasted = sum(g.wasted_bytes for g in report.groups)
     summary = (f"{report.files} files, {len(report.groups)} groups, {report.duplicates} duplicates, "
                f"{human_bytes(wasted)} reclaimable (by {report.by}, threshold {report.threshold:g})")
-    parts = [_HTML_HEAD % {"title": "simfind: duplicate groups", "summary": escape(summary)}]
-    for n, g in enumerate(report.groups, 1):
-        figures = "".join(
-            _figure(m.file.path, thumbs,
-                    f"{m.file.width}x{m.file.height}, {human_bytes(m.file.size)}, similarity {m.similarity:.3f}", k == 0)
-            for k, m in enumerate(g.members))
-        paths = escape(" ".join(m.file.path for m in g.members).lower())
-        parts.append(f'<section class="card" data-paths="{paths}"><h2>Group {n}: {len(g.members)} files, '
-                     f'{human_bytes(g.wasted_bytes)} reclaimable</h2><div class="files">{figures}</div></section>\n')
-    if not report.groups:
-        parts.append("<p>No duplicates found.</p>")
-    parts.append(_HTML_TAIL)
-    return "".join(parts)
+    cards = [
+        {"title": f"Group {n}: {len(g.members)} files, {human_bytes(g.wasted_bytes)} reclaimable",
+         "paths": " ".join(m.file.path for m in g.members).lower(),
+         "files": [_file_card(m.file.path, thumbs, f"{m.file.width}x{m.file.height}, {human_bytes(m.file.size)}, "
+                              f"similarity {m.similarity:.3f}", k == 0) for k, m in enumerate(g.members)]}
+        for n, g in enumerate(report.groups, 1)
+    ]
+    return _page("simfind: duplicate groups", summary, cards)
 
 
 def query_html(report: QueryReport, *, thumbs: dict[str, str]) -> str:
-    from html import escape
-
     summary = f"{len(report.results)} results for {report.query} (by {report.by})"
-    parts = [_HTML_HEAD % {"title": "simfind: query", "summary": escape(summary)}]
-    figures = "".join(
-        _figure(m.file.path, thumbs, f"#{m.rank}, similarity {m.similarity:.3f}, {m.file.width}x{m.file.height}", False)
-        for m in report.results)
-    paths = escape(" ".join(m.file.path for m in report.results).lower())
-    parts.append(f'<section class="card" data-paths="{paths}"><h2>{escape(report.query)}</h2>'
-                 f'<div class="files">{figures}</div></section>\n')
-    parts.append(_HTML_TAIL)
-    return "".join(parts)
+    cards = [{"title": report.query, "paths": " ".join(m.file.path for m in report.results).lower(),
+              "files": [_file_card(m.file.path, thumbs, f"#{m.rank}, similarity {m.similarity:.3f}, "
+                                   f"{m.file.width}x{m.file.height}", False) for m in report.results]}]
+    return _page("simfind: query", summary, cards)

@@ -167,7 +167,7 @@ def test_html_report_is_self_contained_and_renders_in_chromium(library, tmp_path
     assert cli("dupes", "--format", "html", "-o", page).exit_code == 0
     html = page.read_text()
     assert "http://" not in html and "https://" not in html and "<link" not in html  # nothing from the network
-    assert html.count('class="card"') == 2 and html.count("data:image/jpeg;base64,") == 5
+    assert html.count("data:image/jpeg;base64,") == 5
     dom, shot = _render(page, tmp_path)
     assert dom.count('<section class="card"') == 2
     assert re.search(r'data-loaded="5"', dom), "every thumbnail in view decoded"
