@@ -284,12 +284,15 @@ _HTML_TAIL = """</main>
   }
   var pager = ('IntersectionObserver' in window) ? new IntersectionObserver(function(es){
     if(es[0].isIntersecting && done < list.length) page(); }, {rootMargin:'800px'}) : null;
-  document.getElementById('filter').addEventListener('input', function(){
-    var q=this.value.toLowerCase();
+  var box=document.getElementById('filter');
+  function filter(){
+    var q=box.value.toLowerCase();
     list = q ? cards.filter(function(c){ return c.paths.indexOf(q) >= 0; }) : cards;
     main.textContent=''; done=0; page();
-  });
-  page(); if(pager) pager.observe(more); else while(done < list.length) page();
+  }
+  box.addEventListener('input', filter);
+  if(location.hash.indexOf('#q=') === 0){ box.value=decodeURIComponent(location.hash.slice(3)); }  // a shareable filter
+  filter(); if(pager) pager.observe(more); else while(done < list.length) page();
 })();
 </script>
 </body></html>

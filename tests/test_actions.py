@@ -146,14 +146,15 @@ def _chromium() -> str:
     pytest.skip("no headless Chromium here, and it cannot be installed (needs root and apt-get)")
 
 
-def _render(page: Path, tmp_path: Path) -> tuple[str, Path]:
+def _render(page: Path, tmp_path: Path, fragment: str = "") -> tuple[str, Path]:
     """The DOM after the page's scripts ran, and a screenshot, from headless Chromium."""
     browser = _chromium()
     common = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
               f"--user-data-dir={tmp_path / 'chromium-profile'}", "--run-all-compositor-stages-before-draw",
               "--virtual-time-budget=10000", "--window-size=1200,900"]
     for _attempt in range(3):  # on a loaded machine the first paint can come before the images decode
-        dom = subprocess.run(common + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+        dom = subprocess.run(common + ["--dump-dom", page.as_uri() + fragment], capture_output=True, text=True,
+                             timeout=120).stdout
         if "data-loaded=" in dom:
             break
     shot = tmp_path / "report.png"
@@ -173,6 +174,8 @@ def test_html_report_is_self_contained_and_renders_in_chromium(library, tmp_path
     assert re.search(r'data-loaded="5"', dom), "every thumbnail in view decoded"
     assert 'class="badge">keep' in dom and "1 of 2" not in dom and "2 of 2 shown" in dom
     assert Image.open(shot).size == (1200, 900) and shot.stat().st_size > 20_000  # pictures, not a blank page
+    filtered, _ = _render(page, tmp_path, "#q=y_turned")  # the filter box, prefilled from the address
+    assert filtered.count('<section class="card"') == 1 and "1 of 2 shown" in filtered and "y_turned.jpg" in filtered
 
 
 def test_html_report_of_the_labelled_photos_renders(labelled, tmp_path):
