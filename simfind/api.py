@@ -27,6 +27,8 @@ from .records import (
 from .scan import scan
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .pipeline import Runner
 
 # Tuned on ../shared/data/labelled (see README, "Choosing the threshold").
@@ -402,9 +404,12 @@ def _group(files: list[IndexedFile], threshold: float, *, by: str, vectors: dict
         by_content[f.content_hash].append(f)
     nodes = list(by_content.values())
     pairs: list[tuple[int, int, float]] = []
+    win: dict[bytes, np.ndarray] = {}
     if by in ("hash", "auto") and len(nodes) > 1:
         hash_threshold = threshold if by == "hash" else DEFAULT_HASH_THRESHOLD
-        pairs += _hash_pairs([n[0] for n in nodes], max_distance(hash_threshold), windows)
+        reps = [n[0] for n in nodes]
+        win = _window_codes([f for f in reps if f.thumb], windows)
+        pairs += _hash_pairs(reps, max_distance(hash_threshold), win)
     if by in ("clip", "auto") and vectors:
         from .vectors import cosine_pairs
 
@@ -416,12 +421,28 @@ def _group(files: list[IndexedFile], threshold: float, *, by: str, vectors: dict
     in_cluster = {i for c in clusters for i in c}
     clusters += [[i] for i, n in enumerate(nodes) if len(n) > 1 and i not in in_cluster]
     score = _clip_similarity(vectors) if by in ("clip", "auto") and vectors else None
-    groups = [_make_group([f for i in c for f in nodes[i]], score, keep_key) for c in clusters]
+    groups = [_make_group([f for i in c for f in nodes[i]], score, keep_key, win) for c in clusters]
     groups.sort(key=lambda g: (-g.wasted_bytes, g.keep.path))
     return groups
 
 
-def _hash_pairs(files: list[IndexedFile], max_dist: int, windows=None) -> list[tuple[int, int, float]]:
+def _window_codes(files: list[IndexedFile], windows=None) -> dict[bytes, np.ndarray]:
+    """content hash -> crop-window codes (W, 8) of each file with a thumbnail: from the cache lookup `windows`
+    where it has them all, else computed from the thumbnails. Computed once per `dupes`, used for both the pair
+    search and each member's similarity to its keeper."""
+    import numpy as np
+
+    from .matching import all_window_codes
+
+    if not files:
+        return {}
+    codes = windows([f.id for f in files]) if windows else None
+    if codes is None:
+        codes = all_window_codes(np.frombuffer(b"".join(f.thumb for f in files), dtype=np.uint8))
+    return {f.content_hash: c for f, c in zip(files, codes)}
+
+
+def _hash_pairs(files: list[IndexedFile], max_dist: int, win: dict[bytes, np.ndarray]) -> list[tuple[int, int, float]]:
     """Verified perceptual pairs: any rotation or mirror, crops; files from an index older than the thumbnail
     (schema 3) are matched upright by their stored pHash alone until they are indexed again."""
     import numpy as np
@@ -431,7 +452,7 @@ def _hash_pairs(files: list[IndexedFile], max_dist: int, windows=None) -> list[t
 
     with_thumb = [k for k, f in enumerate(files) if f.thumb]
     thumbs = np.frombuffer(b"".join(files[k].thumb for k in with_thumb), dtype=np.uint8)
-    codes = windows([files[k].id for k in with_thumb]) if windows else None
+    codes = np.stack([win[files[k].content_hash] for k in with_thumb]) if with_thumb else None
     pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d))
              for i, j, d in near_pairs(thumbs, max_dist, windows=codes)]
     old = [k for k, f in enumerate(files) if not f.thumb]
@@ -480,24 +501,25 @@ def keeper_rule(rule: str | None):
     return lambda f: (not fnmatch.fnmatch(f.path, rule), _keeper_key(f))
 
 
-def _hash_similarity(a: IndexedFile, b: IndexedFile) -> float:
+def _hash_similarity(a: IndexedFile, b: IndexedFile, win: dict | None = None) -> float:
     """The closest pHash match of two files over rotations, mirrors and crop windows (upright only for rows
-    without a thumbnail)."""
+    without a thumbnail). `win` (content hash -> window codes) saves recomputing the windows."""
     if not (a.thumb and b.thumb):
         return similarity(a.phash, b.phash)
     from .matching import best_distance
 
-    return similarity_of_distance(best_distance(a.thumb, b.thumb))
+    win = win or {}
+    return similarity_of_distance(best_distance(a.thumb, b.thumb, win.get(a.content_hash), win.get(b.content_hash)))
 
 
-def _make_group(files: list[IndexedFile], score=None, keep_key=None) -> Group:
+def _make_group(files: list[IndexedFile], score=None, keep_key=None, win: dict | None = None) -> Group:
     keep = min(files, key=keep_key or _keeper_key)
 
     def sim(f: IndexedFile) -> float:
         if f.content_hash == keep.content_hash:
             return 1.0
         s = score(keep, f) if score else None
-        return _hash_similarity(keep, f) if s is None else s
+        return _hash_similarity(keep, f, win) if s is None else s
 
     others = [Member(f, sim(f)) for f in files if f is not keep]
     others.sort(key=lambda m: (-m.similarity, m.file.path))

@@ -238,12 +238,14 @@ def _transformed(thumb: np.ndarray, kind: str, detail: int) -> np.ndarray:
     return crop_window(thumb, detail)
 
 
-def best_distance(thumb_a: bytes | np.ndarray, thumb_b: bytes | np.ndarray) -> int:
-    """The smallest pHash distance between two images over rotations/mirrors and crop windows (either way)."""
+def best_distance(thumb_a: bytes | np.ndarray, thumb_b: bytes | np.ndarray,
+                  windows_a: np.ndarray | None = None, windows_b: np.ndarray | None = None) -> int:
+    """The smallest pHash distance between two images over rotations/mirrors and crop windows (either way).
+    Their window codes (window_codes) may be passed in where they are already known."""
     pair = np.stack([np.frombuffer(t, np.uint8) if isinstance(t, bytes) else np.asarray(t, np.uint8).ravel()
                      for t in (thumb_a, thumb_b)]).reshape(2, THUMB_SIDE, THUMB_SIDE)
     orients = orientation_codes(pair)
-    windows = window_codes(pair)
+    windows = window_codes(pair) if windows_a is None or windows_b is None else (windows_a, windows_b)
     up_a, up_b = orients[0, 0], orients[1, 0]
     cands = [_distances(orients[0], up_b), _distances(windows[0], up_b), _distances(windows[1], up_a)]
     return int(min(c.min() for c in cands))

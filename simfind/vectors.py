@@ -51,21 +51,28 @@ def save(index, index_dir: str, rev: int) -> str:
     import faiss
 
     path = vector_file(index_dir, rev)
-    fd, tmp = tempfile.mkstemp(prefix=".clip-", suffix=".tmp", dir=index_dir)
+    _write_revision(path, VECTOR_PREFIX, lambda tmp: faiss.write_index(index, tmp))
+    return path
+
+
+def _write_revision(path: str, prefix: str, write) -> None:
+    """Write a derived file atomically (`write(tmp)`, then rename into place) and drop the older revisions
+    (files in the same folder whose name starts with `prefix`)."""
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + prefix, suffix=".tmp", dir=folder)
     os.close(fd)
     try:
-        faiss.write_index(index, tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    for name in os.listdir(index_dir):
-        if name.startswith(VECTOR_PREFIX) and name.endswith(VECTOR_SUFFIX) and os.path.join(index_dir, name) != path:
+    for name in os.listdir(folder):
+        if name.startswith(prefix) and os.path.join(folder, name) != path:
             try:
-                os.unlink(os.path.join(index_dir, name))
+                os.unlink(os.path.join(folder, name))
             except OSError:
                 pass
-    return path
 
 
 def load_or_build(index_dir: str, rev: int, fetch) -> object:
@@ -105,16 +112,15 @@ def load_or_build_windows(index_dir: str, rev: int, fetch) -> tuple[np.ndarray, 
     ids, thumbs = fetch()
     codes = all_window_codes(thumbs)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{WINDOWS_PREFIX}", suffix=".tmp", dir=index_dir)
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, ids=ids, codes=codes)
-        os.replace(tmp, path)
-        for name in os.listdir(index_dir):
-            if name.startswith(WINDOWS_PREFIX) and os.path.join(index_dir, name) != path:
-                os.unlink(os.path.join(index_dir, name))
+        _write_revision(path, WINDOWS_PREFIX, lambda tmp: _savez(tmp, ids=ids, codes=codes))
     except OSError:
         pass  # a read-only index folder still answers, it just recomputes
     return ids, codes
+
+
+def _savez(path: str, **arrays) -> None:
+    with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a bare temp name
+        np.savez(fh, **arrays)
 
 
 def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
