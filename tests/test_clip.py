@@ -197,3 +197,29 @@ def test_reindex_with_nothing_to_embed_never_loads_torch(pics, cli, tiny):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["5", "False"]
+
+
+def test_bf16_weights_agree_with_fp32_on_real_pixels(pics, tiny):
+    """bf16 (chosen by "auto" on CPUs that run it natively) must give the same neighbours as fp32."""
+    import numpy as np
+    from PIL import Image
+
+    from simfind.embed import load, prepare
+
+    fp32 = load(tiny, precision="fp32")
+    bf16 = load(tiny, precision="bf16")
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16") and bf16.agreement >= 0.999
+    pixels = np.stack([prepare(Image.open(p).convert("RGB"), fp32.preprocess) for p in sorted(pics.rglob("*.*"))])
+    a, b = fp32.embed_pixels(pixels), bf16.embed_pixels(pixels)
+    assert a.dtype == b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert (a * b).sum(1).min() >= 0.999
+    assert np.abs(a @ a.T - b @ b.T).max() < 0.002  # every file-to-file similarity the same to 0.002
+    assert (fp32.embed_texts(["a red car"]) * bf16.embed_texts(["a red car"])).sum() >= 0.999
+
+
+def test_unknown_precision_is_a_usage_error(tiny):
+    from simfind.embed import load
+    from simfind.errors import UsageError
+
+    with pytest.raises(UsageError, match="--precision"):
+        load(tiny, precision="fp8")
