@@ -242,8 +242,11 @@ def _update(
 
             clip_pp = model.preprocess if model is not None else None
             if workers is None and model is not None:
-                # the model takes every core; decoding needs a fraction of that (measured: bench/bench_clip.py)
-                workers = max(1, default_workers() // 4)
+                # On the CPU the model takes every core and decoding needs a small share (3 ms a photo against
+                # 52 core-ms for a bf16 ViT-B-32 forward, bench/bench_clip.py); a GPU forward is faster than
+                # decoding, so there every core but the one feeding the GPU decodes.
+                cores = default_workers()
+                workers = max(1, cores // 4) if model.device == "cpu" else max(1, cores - 1)
             batches = run(todo, runner or make_runner(workers), batch_size if model else CHUNK_SIZE, clip_pp)
         else:
             batches = iter(())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from functools import partial
+from itertools import islice
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
@@ -64,17 +65,35 @@ class InProcessRunner:
 
 
 class JoblibRunner:
-    """joblib worker processes (loky); results come back unordered, as soon as each chunk is done."""
+    """joblib's worker processes (its loky executor); results come back unordered, as soon as each chunk is done.
 
-    def __init__(self, n_jobs: int, backend: str = "loky"):
+    At most `ahead` chunks (default 2 per worker) are out at a time, and a new one is handed out only when the
+    caller takes a result: workers that decode faster than the caller consumes (a CLIP model on the CPU) wait
+    instead of piling decoded pixels up in memory. joblib's Parallel has no such bound: it hands out new work as
+    tasks finish, not as results are taken."""
+
+    def __init__(self, n_jobs: int, ahead: int | None = None):
         self.n_jobs = n_jobs
-        self.backend = backend
+        self.ahead = ahead or 2 * n_jobs
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        from joblib import Parallel, delayed
+        from concurrent.futures import FIRST_COMPLETED, wait
 
-        parallel = Parallel(n_jobs=self.n_jobs, backend=self.backend, return_as="generator_unordered", batch_size=1)
-        yield from parallel(delayed(fn)(item) for item in items)
+        from joblib.externals.loky import get_reusable_executor
+
+        executor = get_reusable_executor(max_workers=self.n_jobs)
+        todo = iter(items)
+        pending = {executor.submit(fn, item) for item in islice(todo, self.ahead)}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    pending |= {executor.submit(fn, item) for item in islice(todo, 1)}
+                    yield result
+        finally:  # Ctrl-C or an abandoned generator: nothing more is started
+            for future in pending:
+                future.cancel()
 
 
 def default_workers() -> int:
