@@ -223,3 +223,16 @@ def test_unknown_precision_is_a_usage_error(tiny):
 
     with pytest.raises(UsageError, match="--precision"):
         load(tiny, precision="fp8")
+
+
+def test_auto_precision_falls_back_to_fp32_when_bf16_disagrees(tiny, monkeypatch):
+    """"auto" keeps bf16 only when it agrees with fp32; otherwise the fp32 weights are read again."""
+    import torch
+
+    from simfind import embed
+
+    monkeypatch.setattr(embed, "MIN_BF16_AGREEMENT", 1.01)  # no cosine can reach it
+    model = embed.load(tiny, precision="auto")
+    assert model.precision == "fp32"
+    assert {p.dtype for p in model.model.parameters()} == {torch.float32}
+    assert model.embed_texts(["a red car"]).shape == (1, model.dim)
