@@ -584,7 +584,7 @@ def query(
             vec = model.embed_pixels(_query_features(text_or_image, model.preprocess).pixels[None])
         else:
             vec = model.embed_texts([text_or_image])
-        sims, ids = search(vectors, vec, k)
+        sims, ids = search(vectors, vec, k, wide=not is_image)  # texts lie away from the image clusters
         found = [(int(i), float(s)) for s, i in zip(sims[0], ids[0]) if i >= 0]
         with Catalog.open(index_dir, create=False) as catalog:
             files = {f.id: f for f in catalog.files_by_id([i for i, _s in found])}

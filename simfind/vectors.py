@@ -35,15 +35,51 @@ def vector_file(index_dir: str, rev: int) -> str:
     return os.path.join(index_dir, f"{VECTOR_PREFIX}{rev}{VECTOR_SUFFIX}")
 
 
-def build(ids: np.ndarray, vecs: np.ndarray):
-    """An exact inner-product index (cosine on L2-normalised vectors) keyed by catalog file ids."""
+IVF_FROM = 50_000  # one query scans 100k vectors exactly in 9 ms here; an IVF index answers in under 1 ms
+
+
+def ivf_lists(n: int) -> int:
+    return max(1, min(int(4 * np.sqrt(n)), n // 39))  # k-means wants >= 39 points per centroid
+
+
+def build(ids: np.ndarray, vecs: np.ndarray, previous=None):
+    """An inner-product index (cosine on L2-normalised vectors) keyed by catalog file ids: exact (flat) below
+    IVF_FROM vectors, an IVF index beyond, as autofaiss picks by size (4 sqrt(n) lists, about 3% of them probed).
+    The IVF's coarse centroids are taken from `previous` (the last revision's index) while its list count still
+    fits, so an incremental index run re-assigns vectors (about 1 s at 100k) instead of re-training (about 5 s)."""
     import faiss
 
     dim = vecs.shape[1] if vecs.ndim == 2 and vecs.shape[1] else 1
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-    if len(ids):
-        index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
+    x = np.ascontiguousarray(vecs, dtype=np.float32)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if len(ids) < IVF_FROM:
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        if len(ids):
+            index.add_with_ids(x, ids)
+        return index
+    nlist = ivf_lists(len(ids))
+    old = _ivf(previous)
+    quantizer = faiss.IndexFlatIP(dim)
+    if old is not None and old.d == dim and nlist / 2 <= old.nlist <= nlist * 2:
+        nlist = old.nlist
+        quantizer.add(old.quantizer.reconstruct_n(0, nlist))
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    if quantizer.ntotal:
+        index.is_trained = True
+    else:
+        index.train(x[np.random.default_rng(0).choice(len(x), min(len(x), 64 * nlist), replace=False)])
+    index.add_with_ids(x, ids)
+    index.nprobe = max(16, nlist // 32)
     return index
+
+
+def _ivf(index):
+    import faiss
+
+    if index is None:
+        return None
+    index = faiss.downcast_index(index)
+    return index if isinstance(index, faiss.IndexIVFFlat) else None
 
 
 def save(index, index_dir: str, rev: int) -> str:
@@ -78,20 +114,42 @@ def _write_revision(path: str, prefix: str, write) -> None:
 def load_or_build(index_dir: str, rev: int, fetch) -> object:
     """The FAISS index for catalog revision `rev`: read from disk, or rebuilt from `fetch()` -> (ids, vecs) and saved
     when the file is missing or behind (an interrupted run, a crash between the catalog commit and the write)."""
-    import faiss
-
     path = vector_file(index_dir, rev)
     if os.path.exists(path):
-        try:
-            return faiss.read_index(path)
-        except RuntimeError:
-            pass  # unreadable: rebuild from the catalog, which is the source of truth
-    index = build(*fetch())
+        index = _read(path)
+        if index is not None:
+            return index  # else unreadable: rebuild from the catalog, which is the source of truth
+    ids, vecs = fetch()
+    index = build(ids, vecs, previous=_previous(index_dir, path) if len(ids) >= IVF_FROM else None)
     try:
         save(index, index_dir, rev)
     except OSError:
         pass  # a read-only index folder still answers queries
     return index
+
+
+def _read(path: str):
+    import faiss
+
+    try:
+        return faiss.read_index(path)
+    except RuntimeError:
+        return None
+
+
+def _previous(index_dir: str, current: str):
+    """The newest older revision's index, if one is on disk (its IVF centroids can be reused)."""
+    older = []
+    for name in os.listdir(index_dir):
+        if name.startswith(VECTOR_PREFIX) and name.endswith(VECTOR_SUFFIX):
+            try:
+                older.append((int(name[len(VECTOR_PREFIX) : -len(VECTOR_SUFFIX)]), name))
+            except ValueError:
+                continue
+    for _rev, name in sorted(older, reverse=True):
+        if os.path.join(index_dir, name) != current:
+            return _read(os.path.join(index_dir, name))
+    return None
 
 
 WINDOWS_PREFIX = "windows-"
@@ -123,18 +181,22 @@ def _savez(path: str, **arrays) -> None:
         np.savez(fh, **arrays)
 
 
-def search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def search(index, queries: np.ndarray, k: int, *, wide: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(similarities, ids), each (len(queries), k). A few queries are searched on one thread: a scan of 100k
-    vectors for one query took 10 ms on one thread and 19 ms on two (bench/bench_clip.py, 2-core EPYC)."""
+    vectors for one query took 10 ms on one thread and 19 ms on two (bench/bench_clip.py, 2-core EPYC).
+    `wide` probes 4x the IVF lists (about 2 ms at 100k): for queries that, like texts, lie away from the
+    clusters of image vectors, where the default probe finds 75% of the exact top 10 and 4x finds 93%."""
     import faiss
 
     k = max(1, min(k, index.ntotal))
     queries = np.ascontiguousarray(queries, dtype=np.float32)
+    ivf = _ivf(index)
+    params = faiss.SearchParametersIVF(nprobe=min(ivf.nlist, 4 * ivf.nprobe)) if wide and ivf is not None else None
     threads = faiss.omp_get_max_threads()
     if len(queries) <= 4:
         faiss.omp_set_num_threads(1)
     try:
-        return index.search(queries, k)
+        return index.search(queries, k, params=params)
     finally:
         faiss.omp_set_num_threads(threads)
 

@@ -236,3 +236,50 @@ def test_auto_precision_falls_back_to_fp32_when_bf16_disagrees(tiny, monkeypatch
     assert model.precision == "fp32"
     assert {p.dtype for p in model.model.parameters()} == {torch.float32}
     assert model.embed_texts(["a red car"]).shape == (1, model.dim)
+
+
+def _clustered(n: int, dim: int = 16, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((60, dim)).astype(np.float32)
+    x = centres[rng.integers(0, 60, n)] + 0.4 * rng.standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_big_vector_sets_get_an_ivf_index_that_finds_what_exact_search_finds(tmp_path, monkeypatch):
+    import faiss
+    import numpy as np
+
+    from simfind import vectors
+
+    monkeypatch.setattr(vectors, "IVF_FROM", 3000)  # the real crossover is 50k vectors; same code path
+    x = _clustered(4000)
+    ids = np.arange(10, 4010, dtype=np.int64)
+    index = vectors.load_or_build(str(tmp_path), 1, lambda: (ids, x))
+    assert isinstance(index, faiss.IndexIVFFlat)
+    queries = x[:50] + 0.05 * np.random.default_rng(1).standard_normal((50, 16)).astype(np.float32)
+    flat = faiss.IndexFlatIP(16)
+    flat.add(x)
+    _s, want = flat.search(queries, 5)
+    hits = [len(set(vectors.search(index, q[None], 5)[1][0]) & set(ids[w])) for q, w in zip(queries, want)]
+    assert sum(hits) / (5 * len(queries)) >= 0.95
+    assert vectors.search(index, x[7:8], 1)[1][0][0] == 17  # a stored vector finds its own catalog id
+
+    # the next revision (a few more files) re-uses the trained centroids and reads back from its file
+    more = np.concatenate([x, _clustered(100, seed=2)])
+    more_ids = np.arange(10, 4110, dtype=np.int64)
+    again = vectors.load_or_build(str(tmp_path), 2, lambda: (more_ids, more))
+    assert again.ntotal == 4100 and again.nlist == index.nlist
+    assert np.array_equal(again.quantizer.reconstruct_n(0, again.nlist), index.quantizer.reconstruct_n(0, index.nlist))
+    assert sorted(os.listdir(tmp_path)) == ["clip-2.faiss"]
+    assert vectors.load_or_build(str(tmp_path), 2, lambda: pytest.fail("rebuilt")).ntotal == 4100
+
+
+def test_query_through_an_ivf_index(pics, cli, tiny, monkeypatch):
+    from simfind import vectors
+
+    monkeypatch.setattr(vectors, "IVF_FROM", 2)
+    cli("index", pics, "--model", tiny, "--quiet")
+    d = cli.json("query", pics / "p3.jpg", "-k", "2")
+    assert d["results"][0]["path"] == str(pics / "p3.jpg")
