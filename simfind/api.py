@@ -107,6 +107,7 @@ def index(
     require_clip: bool = False,
     reembed: bool = False,
     device: str = "auto",
+    precision: str = "auto",
     batch_size: int = 32,
     progress: Progress = _quiet_progress,
     notify: Notify = _quiet_notify,
@@ -115,7 +116,7 @@ def index(
     renamed ones (same bytes) moved without decoding, vanished ones removed. With `clip` (a model spec), files
     also get CLIP embeddings; files indexed earlier without one get it now."""
     roots = _existing_roots(paths)
-    model = _LazyModel(clip, require_clip, device, notify) if clip else None
+    model = _LazyModel(clip, require_clip, device, precision, notify) if clip else None
     found = scan(roots, hidden=hidden, exclude=exclude, on_found=lambda n: progress("scan", n, 0))
     lock = _lock(index_dir, notify)
     try:
@@ -133,11 +134,11 @@ def index(
 class _LazyModel:
     """The CLIP model, loaded on first use: a re-index with nothing to embed never imports torch."""
 
-    def __init__(self, spec: str, require: bool, device: str, notify: Notify):
+    def __init__(self, spec: str, require: bool, device: str, precision: str, notify: Notify):
         from .embed import canonical
 
         self.spec = canonical(spec)
-        self._args = (spec, require, device, notify)
+        self._args = (spec, require, device, precision, notify)
         self._model = None
         self._tried = False
 
@@ -148,12 +149,12 @@ class _LazyModel:
         return self._model
 
 
-def _load_model(spec: str, require: bool, device: str, notify: Notify):
+def _load_model(spec: str, require: bool, device: str, precision: str, notify: Notify):
     from .embed import ModelUnavailable, load
     from .pipeline import default_workers
 
     try:
-        return load(spec, device=device, threads=default_workers())
+        return load(spec, device=device, threads=default_workers(), precision=precision)
     except ModelUnavailable as e:
         if require:
             raise
@@ -559,6 +560,7 @@ def query(
     k: int = 10,
     threshold: float | None = None,
     device: str = "auto",
+    precision: str = "auto",
 ) -> QueryReport:
     """The k indexed files most similar to an image (a path) or a text (anything that is not a file).
     CLIP when the index has embeddings; otherwise, for an image, the perceptual hash."""
@@ -579,7 +581,7 @@ def query(
         from .embed import load
         from .vectors import search
 
-        model = load(model_spec, device=device)
+        model = load(model_spec, device=device, precision=precision)
         if is_image:
             vec = model.embed_pixels(_query_features(text_or_image, model.preprocess).pixels[None])
         else:

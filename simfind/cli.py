@@ -142,6 +142,22 @@ ModelOpt = Annotated[
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where CLIP runs.")]
 
 
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+PrecisionOpt = Annotated[
+    Precision,
+    typer.Option(
+        "--precision",
+        help="CLIP arithmetic. auto: bf16 where the CPU or GPU runs it natively and it agrees with fp32 "
+        "(checked at load), else fp32.",
+    ),
+]
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"simfind {__version__}")
@@ -266,6 +282,7 @@ def index_cmd(
     ] = False,
     model: ModelOpt = None,
     device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.auto,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per CLIP forward pass.")] = 32,
     reembed: Annotated[
         bool, typer.Option("--reembed", help="Replace the index's embeddings when --model differs from the one it holds.")
@@ -294,7 +311,8 @@ def index_cmd(
         report = api.index(
             [str(d) for d in dirs], index_dir=index_dir, workers=workers, hidden=hidden, exclude=exclude or (),
             clip=None if no_clip else (model or DEFAULT_MODEL), require_clip=require_clip, reembed=reembed,
-            device=device.value, batch_size=batch_size, progress=progress, notify=_notify(quiet),
+            device=device.value, precision=precision.value, batch_size=batch_size, progress=progress,
+            notify=_notify(quiet),
         )
     if not quiet:
         _err(index_summary(report, index_dir))
@@ -467,6 +485,7 @@ def query_cmd(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the results to FILE.", dir_okay=False, show_default=False)] = None,
     device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.auto,
     quiet: QuietOpt = False,
 ) -> None:
     """The indexed images most similar to an image or a text. By CLIP when the index has embeddings;
@@ -475,7 +494,7 @@ def query_cmd(
     from .render import query_csv, query_html, query_json, query_table
 
     report = api.query(image_or_text, index_dir=str(index or _default_index()), k=k, threshold=threshold,
-                       device=device.value)
+                       device=device.value, precision=precision.value)
     _emit(fmt, output, report, query_json, query_csv, query_table, lambda r: query_html(r, thumbs=_thumbs(r, None)))
     if fail_on_miss and not report.results:
         raise typer.Exit(1)

@@ -283,3 +283,12 @@ def test_query_through_an_ivf_index(pics, cli, tiny, monkeypatch):
     cli("index", pics, "--model", tiny, "--quiet")
     d = cli.json("query", pics / "p3.jpg", "-k", "2")
     assert d["results"][0]["path"] == str(pics / "p3.jpg")
+
+
+def test_precision_flag_index_in_fp32_query_in_bf16(pics, cli, tiny):
+    assert cli("index", pics, "--model", tiny, "--precision", "fp32", "--quiet").exit_code == 0
+    d = cli.json("query", pics / "p2.jpg", "-k", "1", "--precision", "bf16")
+    assert d["results"][0]["path"] == str(pics / "p2.jpg")
+    assert d["results"][0]["similarity"] == pytest.approx(1.0, abs=2e-3)
+    bad = cli("query", pics / "p2.jpg", "--precision", "fp8")
+    assert bad.exit_code == 2 and "--precision" in bad.stderr
