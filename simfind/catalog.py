@@ -243,10 +243,15 @@ class Catalog:
             self._bump_embeddings()
 
     def move(self, renames: Iterable[tuple[str, str, int, int]], removals: Iterable[str]) -> None:
-        """Apply renames (old_path, new_path, size, mtime_ns) and removals in one transaction."""
+        """Apply renames (old_path, new_path, size, mtime_ns) and removals in one transaction. Only removals
+        bump the revision: a rename keeps the file's id, so the derived files keyed by id stay valid."""
+        renames, removals = list(renames), list(removals)
+        if not renames and not removals:
+            return
         with self.transaction():
             self.conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in removals))
-            self._bump_embeddings()
+            if removals:
+                self._bump_embeddings()
             self.conn.executemany(
                 "UPDATE files SET path = ?, size = ?, mtime_ns = ? WHERE path = ?",
                 ((new, size, mtime, old) for old, new, size, mtime in renames),

@@ -137,6 +137,13 @@ def test_crop_window_hashes_are_cached_per_catalog_revision(tmp_path, cli):
     caches = sorted(p.name for p in cli.index_dir.glob("windows-*.npz"))
     assert len(caches) == 1
     assert cli.json("dupes") == first  # answered from the cache, same groups
+    cli("index", photos, "--quiet", "--no-clip")  # nothing changed: the cache stays valid
+    assert cli.json("dupes", photos) == first  # (dupes PATH brings PATH up to date first)
+    assert sorted(p.name for p in cli.index_dir.glob("windows-*.npz")) == caches
+    (photos / "a_crop.jpg").rename(photos / "a_crop_renamed.jpg")  # same id, same thumbnail: still valid
+    cli("index", photos, "--quiet", "--no-clip")
+    assert sorted(p.name for p in cli.index_dir.glob("windows-*.npz")) == caches
+    (photos / "a_crop_renamed.jpg").rename(photos / "a_crop.jpg")
     save(picture(51), photos / "b.jpg", quality=90)
     cli("index", photos, "--quiet", "--no-clip")
     assert group_paths(cli.json("dupes")) == [{"a.jpg", "a_crop.jpg"}]
