@@ -5,7 +5,7 @@ from __future__ import annotations
 import imagehash
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from simfind.hashing import content_box, perceptual_hash, thumbnail
 from simfind.matching import (
@@ -149,3 +149,37 @@ def test_crop_window_hashes_are_cached_per_catalog_revision(tmp_path, cli):
     assert group_paths(cli.json("dupes")) == [{"a.jpg", "a_crop.jpg"}]
     again = sorted(p.name for p in cli.index_dir.glob("windows-*.npz"))
     assert len(again) == 1 and again != caches  # rebuilt for the new revision, the old one removed
+
+
+def _caption_and_logo(im: Image.Image) -> Image.Image:
+    out = im.copy()
+    draw = ImageDraw.Draw(out, "RGBA")
+    size = im.height // 12
+    draw.text((20, im.height - 3 * size), "(c) simfind 2026", font=ImageFont.load_default(size=size),
+              fill=(255, 255, 255, 230), stroke_width=2, stroke_fill=(0, 0, 0, 200))
+    s = min(im.size) // 5
+    draw.ellipse((im.width - s - 10, 10, im.width - 10, 10 + s), fill=(220, 30, 30, 230))
+    return out
+
+
+def _new_subject(im: Image.Image, seed: int) -> Image.Image:
+    """Same background, a different thing in the middle (a third of the picture): a look-alike, not a copy."""
+    out = im.copy()
+    w, h = im.size
+    colour = tuple(int(c) for c in np.random.default_rng(seed).integers(0, 256, 3))
+    ImageDraw.Draw(out).ellipse((int(w * 0.22), int(h * 0.2), int(w * 0.78), int(h * 0.85)), fill=colour)
+    return out
+
+
+def test_captions_and_logos_group_but_a_new_subject_on_the_same_background_does_not(tmp_path, cli):
+    """A caption plus a logo moves pHash 8-10 bits (past the default threshold's 6) for these pictures; the rest
+    of the picture is untouched, which is what sets it apart from a look-alike."""
+    photos = tmp_path / "photos"
+    for seed in (13, 22, 23, 24, 26):
+        a = picture(seed)
+        save(a, photos / f"p{seed}.jpg", quality=92)
+        save(_caption_and_logo(a), photos / f"p{seed}_captioned.jpg", quality=92)
+        save(_new_subject(a, seed), photos / f"p{seed}_other_subject.jpg", quality=92)
+    cli("index", photos, "--quiet", "--no-clip")
+    groups = group_paths(cli.json("dupes"))
+    assert sorted(groups, key=sorted) == [{f"p{s}.jpg", f"p{s}_captioned.jpg"} for s in (13, 22, 23, 24, 26)]
