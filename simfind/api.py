@@ -324,7 +324,7 @@ def duplicates(
     notify: Notify = _quiet_notify,
 ) -> DupesReport:
     """Groups of duplicates among indexed files (under `paths` where given; those are indexed first).
-    `keep` picks each group's keeper (KEEP_RULES or a path glob; default: most pixels)."""
+    `keep` picks each group's keeper (KEEP_RULES or a path glob; default: most picture pixels)."""
     keep_key = keeper_rule(keep)
     if by not in BY_CHOICES:
         raise UsageError(f"--by must be one of {', '.join(BY_CHOICES)}, not {by!r}")
@@ -477,8 +477,9 @@ def _clip_similarity(vectors: dict):
 
 
 def _keeper_key(f: IndexedFile):
-    """Largest pixel count, then largest file, then oldest, then path (deterministic)."""
-    return (-f.pixels, -f.size, f.mtime_ns, f.path)
+    """Largest picture (pixels inside any letterbox bars or frame), then largest file, then oldest, then path
+    (deterministic)."""
+    return (-f.picture_pixels, -f.size, f.mtime_ns, f.path)
 
 
 KEEP_RULES = ("pixels", "newest", "oldest", "largest", "smallest", "shortest-path")

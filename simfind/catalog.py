@@ -50,10 +50,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # NULL in rows from older versions: the next `index` run decodes those files again.
         "ALTER TABLE files ADD COLUMN thumb BLOB",
     ),
+    (
+        # width x height of the picture inside uniform borders, for choosing the keeper; NULL in older rows,
+        # which then count all their pixels until they are indexed again.
+        "ALTER TABLE files ADD COLUMN content_pixels INTEGER",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_FILE_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, phash, thumb"
+_FILE_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, phash, thumb, content_pixels"
 
 
 def under_clause(roots: Sequence[str]) -> tuple[str, list[str]]:
@@ -226,18 +231,20 @@ class Catalog:
         for r in results:
             if isinstance(r, Features):
                 rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, r.content_hash, r.width, r.height, r.phash, None,
-                             now, embeddings.get(r.ref.path), r.thumb or None))
+                             now, embeddings.get(r.ref.path), r.thumb or None, r.content_pixels))
             else:
-                rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, None, None, None, None, r.reason, now, None, None))
+                rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, None, None, None, None, r.reason, now, None, None,
+                             None))
         with self.transaction():
             self.conn.executemany(
                 """INSERT INTO files (path, size, mtime_ns, content_hash, width, height, phash, error, indexed_at,
-                                      embedding, thumb)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      embedding, thumb, content_pixels)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
                      content_hash = excluded.content_hash, width = excluded.width, height = excluded.height,
                      phash = excluded.phash, error = excluded.error, indexed_at = excluded.indexed_at,
-                     embedding = excluded.embedding, thumb = excluded.thumb""",
+                     embedding = excluded.embedding, thumb = excluded.thumb,
+                     content_pixels = excluded.content_pixels""",
                 rows,
             )
             self._bump_embeddings()

@@ -345,7 +345,8 @@ def dupes_cmd(
     keep: Annotated[
         Optional[str],
         typer.Option("--keep", metavar="RULE",
-                     help="Which file of a group to keep: pixels (default: most pixels, then largest, then oldest), "
+                     help="Which file of a group to keep: pixels (default: most picture pixels, letterbox bars and frames "
+                          "not counted, then largest, then oldest), "
                           "newest, oldest, largest, smallest, shortest-path, or a path glob such as '*/originals/*'.",
                      show_default=False),
     ] = None,

@@ -57,7 +57,12 @@ def _borders(means: np.ndarray, stds: np.ndarray) -> tuple[int, int]:
 
 
 def thumbnail(image: Image.Image) -> np.ndarray:
-    """The 32x32 grey uint8 thumbnail every perceptual hash is computed from: borders trimmed, Lanczos resized
+    """trimmed_thumbnail() without the content share."""
+    return trimmed_thumbnail(image)[0]
+
+
+def trimmed_thumbnail(image: Image.Image) -> tuple[np.ndarray, float]:
+    """(thumbnail, content share): the 32x32 grey uint8 thumbnail every perceptual hash is computed from: borders trimmed, Lanczos resized
     (as imagehash's pHash resizes). A big image is first box-reduced to >= 64 px a side, as a JPEG's draft
     decode would be: the same thumbnail whether the file was drafted for hashing alone or decoded larger
     for CLIP, and 2.8x faster on a 500x375 photo."""
@@ -70,10 +75,17 @@ def thumbnail(image: Image.Image) -> np.ndarray:
     if factor >= 2:
         image = image.reduce(factor)
     grey = image.convert("L")
+    h, w = grey.height, grey.width
     top, bottom, left, right = content_box(np.asarray(grey))
-    if (top, left) != (0, 0) or (bottom, right) != (grey.height, grey.width):
+    share = 1.0
+    if (top, left) != (0, 0) or (bottom, right) != (h, w):
         grey = grey.crop((left, top, right, bottom))
-    return np.asarray(grey.resize((THUMB_SIDE, THUMB_SIDE), PILImage.LANCZOS), dtype=np.uint8)
+        # the share of the picture inside the borders, counted 2 px short on each trimmed side: never more than
+        # the truth, so a clean copy outranks its letterboxed twin when the keeper is chosen by picture size
+        rows = bottom - top - 2 * ((top > 0) + (bottom < h))
+        cols = right - left - 2 * ((left > 0) + (right < w))
+        share = max(0, rows) * max(0, cols) / (h * w)
+    return np.asarray(grey.resize((THUMB_SIDE, THUMB_SIDE), PILImage.LANCZOS), dtype=np.uint8), share
 
 
 def perceptual_hash(thumb: np.ndarray) -> bytes:

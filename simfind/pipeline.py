@@ -15,7 +15,7 @@ from typing import Protocol, TypeVar
 
 from .decode import DecodeError, decode
 from .embed import Preprocess, prepare
-from .hashing import content_hash, perceptual_hash, thumbnail
+from .hashing import content_hash, perceptual_hash, trimmed_thumbnail
 from .records import Failure, Features, FileRef
 
 # pHash works on a 32x32 grey image: a JPEG decoded at >= 64 px a side (DCT-scaled) loses nothing it uses.
@@ -38,14 +38,15 @@ def process_file(ref: FileRef, clip: Preprocess | None = None) -> Result:
         return Failure(ref, f"cannot read file: {e.strerror or e}")
     try:
         decoded = decode(data, draft_size)
-        thumb = thumbnail(decoded.image)
+        thumb, share = trimmed_thumbnail(decoded.image)
         phash = perceptual_hash(thumb)
         pixels = prepare(decoded.image, clip) if clip else None
     except DecodeError as e:
         return Failure(ref, str(e))
     except Exception as e:  # a bad file must never stop a run: record it with what went wrong
         return Failure(ref, f"could not process image ({type(e).__name__}: {e})")
-    return Features(ref, content_hash(data), decoded.width, decoded.height, phash, thumb.tobytes(), pixels)
+    return Features(ref, content_hash(data), decoded.width, decoded.height, phash, thumb.tobytes(), pixels,
+                    round(decoded.width * decoded.height * share))
 
 
 def process_chunk(refs: Sequence[FileRef], clip: Preprocess | None = None) -> list[Result]:

@@ -34,6 +34,7 @@ class Features:
     phash: bytes  # 64-bit imagehash pHash of `thumb`, 8 bytes big-endian
     thumb: bytes = b""  # 32x32 grey thumbnail, borders trimmed (hashing.thumbnail): every other hash derives from it
     pixels: Any = field(default=None, repr=False, compare=False)  # CLIP input (S, S, 3) uint8, not stored
+    content_pixels: int | None = None  # width x height inside uniform borders (letterbox bars, frames)
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,16 @@ class IndexedFile:
     height: int
     phash: bytes
     thumb: bytes | None = field(default=None, repr=False)  # None in rows written before schema 3
+    content_pixels: int | None = None  # picture pixels inside uniform borders; None in rows before schema 4
 
     @property
     def pixels(self) -> int:
         return self.width * self.height
+
+    @property
+    def picture_pixels(self) -> int:
+        """Pixels of the picture itself: a letterboxed or framed copy does not count its bars."""
+        return self.pixels if self.content_pixels is None else self.content_pixels
 
 
 @dataclass(frozen=True)

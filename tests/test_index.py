@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from simfind import api
 
@@ -223,3 +223,27 @@ def test_an_index_from_a_newer_simfind_is_refused(tmp_path, cli):
     conn.commit()
     result = cli("info")
     assert result.exit_code == 3 and "newer simfind" in result.stderr
+
+
+def _letterboxed(im: Image.Image, colour=(0, 0, 0)) -> Image.Image:
+    w, h = im.size
+    out = Image.new("RGB", (round(h * 16 / 9), h), colour)
+    out.paste(im, ((out.width - w) // 2, 0))
+    return out
+
+
+def test_the_keeper_is_the_clean_copy_not_its_letterboxed_or_framed_twin(tmp_path, cli):
+    """Bars and frames add pixels but no picture: the clean original is kept (were it deleted, the user would
+    keep a worse copy); a letterboxed copy that is really bigger still wins."""
+    root = tmp_path / "photos"
+    a, b = picture(31), picture(32)
+    save(a, root / "a.jpg", quality=85)
+    save(_letterboxed(a), root / "shared" / "a_letterboxed.jpg", quality=95)
+    save(ImageOps.expand(a, border=40, fill=(255, 255, 255)), root / "shared" / "a_framed.jpg", quality=95)
+    save(b, root / "b.jpg", quality=85)
+    save(_letterboxed(b.resize((1280, 960), Image.LANCZOS)), root / "b_big_letterboxed.jpg", quality=90)
+    cli("index", root, "--quiet", "--no-clip")
+    d = cli.json("dupes")
+    groups = {os.path.basename(g["keep"]): group for g, group in zip(d["groups"], group_paths(d))}
+    assert groups == {"a.jpg": {"a.jpg", "a_letterboxed.jpg", "a_framed.jpg"},
+                      "b_big_letterboxed.jpg": {"b.jpg", "b_big_letterboxed.jpg"}}
