@@ -183,3 +183,21 @@ def test_captions_and_logos_group_but_a_new_subject_on_the_same_background_does_
     cli("index", photos, "--quiet", "--no-clip")
     groups = group_paths(cli.json("dupes"))
     assert sorted(groups, key=sorted) == [{f"p{s}.jpg", f"p{s}_captioned.jpg"} for s in (13, 22, 23, 24, 26)]
+
+
+def test_big_collections_search_crop_windows_through_an_ivf_index(tmp_path, cli, monkeypatch):
+    """Above BINARY_IVF_FROM window codes (about 18,000 images) the range search is approximate; forced on a small
+    set, it finds the same groups as the exact search."""
+    from simfind import vectors
+
+    photos = tmp_path / "photos"
+    for seed in range(60, 72):
+        a = picture(seed)
+        save(a, photos / f"p{seed}.jpg", quality=90)
+        save(a.crop((60, 40, 600, 460)), photos / f"p{seed}_crop.jpg", quality=90)
+        save(a.transpose(Image.Transpose.ROTATE_90), photos / f"p{seed}_turned.jpg", quality=90)
+    cli("index", photos, "--quiet", "--no-clip")
+    exact = sorted(map(sorted, group_paths(cli.json("dupes"))))
+    assert len(exact) == 12
+    monkeypatch.setattr(vectors, "BINARY_IVF_FROM", 100)
+    assert sorted(map(sorted, group_paths(cli.json("dupes")))) == exact
