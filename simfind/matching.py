@@ -191,15 +191,27 @@ _WINDOW_CHUNK = 2048  # images per batch of window hashes (bounds memory: about 
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """Image `dst` looks like image `src` seen through `kind` ("orient": rotation/mirror number `detail`;
-    "crop": window number `detail` of src), at pHash distance `distance`."""
+class Candidates:
+    """Candidate pairs as columns: image `dst` looks like image `src` seen through `transform` (0-7: rotation or
+    mirror number, as in DIHEDRAL; 8 on: crop window `transform - 8` of src), at pHash distance `distance`."""
 
-    src: int
-    dst: int
-    distance: int
-    kind: str
-    detail: int
+    src: np.ndarray
+    dst: np.ndarray
+    distance: np.ndarray
+    transform: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+def _closest_per_pair(src: np.ndarray, dst: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """Row numbers of the smallest distance of each unordered pair {src, dst}."""
+    n = int(max(src.max(), dst.max())) + 1
+    key = np.minimum(src, dst) * n + np.maximum(src, dst)
+    order = np.lexsort((distance, key))
+    first = np.ones(len(order), bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    return order[first]
 
 
 def all_window_codes(thumbs: np.ndarray) -> np.ndarray:
@@ -211,7 +223,7 @@ def all_window_codes(thumbs: np.ndarray) -> np.ndarray:
 
 
 def candidates(thumbs: np.ndarray, max_distance: int, *, crops: bool = True,
-               windows: np.ndarray | None = None) -> list[Candidate]:
+               windows: np.ndarray | None = None) -> Candidates:
     """The closest hash match of every pair of images within `max_distance` bits, allowing for any rotation or
     mirror and (with `crops`) for one being a crop of the other, from FAISS binary range searches: per pair, the
     closest rotation/mirror and the closest crop window (an overlay can make a window that leaves it out hash
@@ -220,51 +232,29 @@ def candidates(thumbs: np.ndarray, max_distance: int, *, crops: bool = True,
     from .vectors import binary_range
 
     thumbs = np.asarray(thumbs, dtype=np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE)
-    n = len(thumbs)
-    if n < 2:
-        return []
-    orient_codes = orientation_codes(thumbs)  # (n, 8, 8)
-    best: dict[tuple[int, int, str], Candidate] = {}
-
-    def offer(c: Candidate) -> None:
-        key = (c.src, c.dst, c.kind) if c.src < c.dst else (c.dst, c.src, c.kind)
-        if key not in best or c.distance < best[key].distance:
-            best[key] = c
-
-    # orientation k of image i against the upright hash of image j
-    q, ids, dist = binary_range(orient_codes[:, 0], orient_codes.reshape(-1, 8), max_distance)
-    for qi, j, d in zip(q.tolist(), ids.tolist(), dist.tolist()):
-        i, k = divmod(qi, len(DIHEDRAL))
-        if i != j:
-            offer(Candidate(i, j, d, "orient", k))
-    if crops:
-        per = windows_per_image()
-        windows = (all_window_codes(thumbs) if windows is None else windows).reshape(-1, 8)
-        # image j whole against every window of image i: j is a crop of i
-        q, ids, dist = binary_range(windows, orient_codes[:, 0], max_distance)
-        for j, wi, d in zip(q.tolist(), ids.tolist(), dist.tolist()):
-            i, w = divmod(wi, per)
-            if i != j:
-                offer(Candidate(i, j, d, "crop", w))
-    return list(best.values())
-
-
-def agreements(thumbs: np.ndarray, cands: list[Candidate], *, local: bool = False) -> np.ndarray:
-    """The verification score of each candidate: thumbnail agreement (or, with `local`, local_agreement) after
-    its rotation or window is applied."""
-    src, dst, _dist, transform = _arrays(cands)
-    seen_as, other = _aligned(thumbs, src, dst, transform)
-    return (local_agreement if local else agreement)(seen_as, other)
-
-
-def _arrays(cands: list[Candidate]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(src, dst, distance, transform) columns of candidates; transform numbers orientations 0-7, windows 8 on."""
-    n = len(cands)
-    src = np.fromiter((c.src for c in cands), np.int64, n)
-    dst = np.fromiter((c.dst for c in cands), np.int64, n)
-    dist = np.fromiter((c.distance for c in cands), np.int64, n)
-    transform = np.fromiter((c.detail + (len(DIHEDRAL) if c.kind == "crop" else 0) for c in cands), np.int64, n)
-    return src, dst, dist, transform
+    empty = np.zeros(0, np.int64)
+    columns = [(empty, empty, empty, empty)]
+    if len(thumbs) >= 2:
+        orient_codes = orientation_codes(thumbs)  # (n, 8, 8)
+        # orientation k of image i against the upright hash of image j
+        q, j, dist = binary_range(orient_codes[:, 0], orient_codes.reshape(-1, 8), max_distance)
+        columns.append((q // len(DIHEDRAL), j, dist, q % len(DIHEDRAL)))
+        if crops:
+            per = windows_per_image()
+            windows = (all_window_codes(thumbs) if windows is None else windows).reshape(-1, 8)
+            # image j whole against every window of image i: j is a crop of i
+            j, wi, dist = binary_range(windows, orient_codes[:, 0], max_distance)
+            columns.append((wi // per, j, dist, len(DIHEDRAL) + wi % per))
+    parts = []
+    for src, dst, dist, transform in columns:
+        keep = src != dst
+        src, dst, dist, transform = src[keep], dst[keep], dist[keep], transform[keep]
+        if len(src):
+            best = _closest_per_pair(src, dst, dist)
+            parts.append((src[best], dst[best], dist[best], transform[best]))
+    if not parts:
+        return Candidates(empty, empty, empty, empty)
+    return Candidates(*(np.concatenate(col).astype(np.int64) for col in zip(*parts)))
 
 
 def _aligned(thumbs: np.ndarray, src: np.ndarray, dst: np.ndarray, transform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -293,9 +283,7 @@ def near_pairs(thumbs: np.ndarray, max_distance: int, *, crops: bool = True, ver
     and local edits: candidates up to `local_bits` further whose thumbnails agree almost exactly outside one
     region (local_agreement)."""
     cands = candidates(thumbs, max_distance + local_bits, crops=crops, windows=windows)
-    if not cands:
-        return []
-    src, dst, dist, transform = _arrays(cands)
+    src, dst, dist, transform = cands.src, cands.dst, cands.distance, cands.transform
     ok = np.zeros(len(cands), bool)
     for start in range(0, len(cands), _VERIFY_CHUNK):
         part = slice(start, start + _VERIFY_CHUNK)
@@ -306,12 +294,12 @@ def near_pairs(thumbs: np.ndarray, max_distance: int, *, crops: bool = True, ver
         if len(rest):
             good[rest] = local_agreement(seen_as[rest], other[rest]) >= LOCAL_EDIT_AGREEMENT
         ok[part] = good
-    pairs: dict[tuple[int, int], int] = {}
-    for c, good in zip(cands, ok.tolist()):
-        key = (min(c.src, c.dst), max(c.src, c.dst))
-        if good and c.distance < pairs.get(key, 10**6):
-            pairs[key] = c.distance
-    return [(i, j, d) for (i, j), d in pairs.items()]
+    if not ok.any():
+        return []
+    src, dst, dist = src[ok], dst[ok], dist[ok]
+    best = _closest_per_pair(src, dst, dist)
+    lo, hi = np.minimum(src[best], dst[best]), np.maximum(src[best], dst[best])
+    return list(zip(lo.tolist(), hi.tolist(), dist[best].tolist()))
 
 
 def _transformed(thumb: np.ndarray, kind: str, detail: int) -> np.ndarray:
