@@ -141,13 +141,18 @@ def agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 _POOLED = (THUMB_SIDE // 2) ** 2  # cells agreement() compares
+# Local edits (a caption, a logo, a watermark) move pHash further than the threshold allows: candidates up to
+# LOCAL_EDIT_BITS beyond it are kept when LOCAL_EDIT_KEEP of the picture agrees to LOCAL_EDIT_AGREEMENT. On
+# bench/bench_quality.py's candidates 8-10 bits apart, the clothing look-alikes reach 0.996 only 5 times each.
+LOCAL_EDIT_BITS = 4
+LOCAL_EDIT_KEEP = 0.85
+LOCAL_EDIT_AGREEMENT = 0.995
 
 
-def local_agreement(a: np.ndarray, b: np.ndarray, keep: float | None = None) -> np.ndarray:
+def local_agreement(a: np.ndarray, b: np.ndarray, keep: float = LOCAL_EDIT_KEEP) -> np.ndarray:
     """agreement() over the `keep` share of 16x16 cells where the two differ least (after matching brightness and
     contrast): an overlay, caption or logo changes one region and leaves the rest exactly as it was, which a
-    look-alike photo (same studio, same background) does not. `keep` defaults to LOCAL_EDIT_KEEP."""
-    keep = LOCAL_EDIT_KEEP if keep is None else keep
+    look-alike photo (same studio, same background) does not."""
     a = _pool(np.asarray(a, np.float32)).reshape(-1, _POOLED)
     b = _pool(np.asarray(b, np.float32)).reshape(-1, _POOLED)
     gap = np.abs(_standardised(a) - _standardised(b))
@@ -181,12 +186,6 @@ def _pool(x: np.ndarray) -> np.ndarray:
 # Two thumbnails that agree this well (normalised cross-correlation at 16x16, after the matched rotation or crop
 # window) show the same picture; below it a hash collision is rejected. Tuned on bench/bench_quality.py.
 VERIFY_AGREEMENT = 0.85
-# Local edits (a caption, a logo, a watermark) move pHash further than the threshold allows: candidates up to
-# LOCAL_EDIT_BITS beyond it are kept when LOCAL_EDIT_KEEP of the picture agrees to LOCAL_EDIT_AGREEMENT. On
-# bench/bench_quality.py's candidates 8-10 bits apart, the clothing look-alikes reach 0.996 only 5 times each.
-LOCAL_EDIT_BITS = 4
-LOCAL_EDIT_KEEP = 0.85
-LOCAL_EDIT_AGREEMENT = 0.995
 _WINDOW_CHUNK = 2048  # images per batch of window hashes (bounds memory: about 3 MB of floats per 1,000 images)
 
 

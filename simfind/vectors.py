@@ -33,7 +33,7 @@ def binary_range(base: np.ndarray, queries: np.ndarray, max_distance: int) -> tu
         # few lists: training and assigning millions of codes cost more than the scan they save beyond this
         nlist = max(1, min(int(np.sqrt(len(base)) / 4), len(base) // 64))
         index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, nlist)
-        index.train(base[np.random.default_rng(0).choice(len(base), min(len(base), 64 * nlist), replace=False)])
+        index.train(_training_sample(base, nlist))
         index.nprobe = max(8, nlist // 12)
     index.add(base)
     lims, dist, ids = index.range_search(queries, max_distance + 1)  # keeps distances strictly below the radius
@@ -57,6 +57,11 @@ IVF_FROM = 50_000  # one query scans 100k vectors exactly in 9 ms here; an IVF i
 
 def ivf_lists(n: int) -> int:
     return max(1, min(int(4 * np.sqrt(n)), n // 39))  # k-means wants >= 39 points per centroid
+
+
+def _training_sample(x: np.ndarray, nlist: int) -> np.ndarray:
+    """A fixed random sample of 64 rows per list (all rows when there are fewer) to train an IVF on."""
+    return x[np.random.default_rng(0).choice(len(x), min(len(x), 64 * nlist), replace=False)]
 
 
 def build(ids: np.ndarray, vecs: np.ndarray, previous=None):
@@ -84,7 +89,7 @@ def build(ids: np.ndarray, vecs: np.ndarray, previous=None):
     if quantizer.ntotal:
         index.is_trained = True
     else:
-        index.train(x[np.random.default_rng(0).choice(len(x), min(len(x), 64 * nlist), replace=False)])
+        index.train(_training_sample(x, nlist))
     index.add_with_ids(x, ids)
     index.nprobe = max(16, nlist // 32)
     return index
@@ -231,9 +236,9 @@ def cosine_pairs(vecs: np.ndarray, threshold: float) -> list[tuple[int, int, flo
     if n <= EXACT_PAIRS_UP_TO:
         index = faiss.IndexFlatIP(dim)
     else:
-        nlist = int(4 * np.sqrt(n))
+        nlist = ivf_lists(n)
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(x[np.random.default_rng(0).choice(n, min(n, 64 * nlist), replace=False)])
+        index.train(_training_sample(x, nlist))
         index.nprobe = 16
     index.add(x)
     # range_search keeps results with similarity strictly above the radius for inner product
