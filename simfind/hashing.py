@@ -62,8 +62,9 @@ def thumbnail(image: Image.Image) -> np.ndarray:
 
 
 def trimmed_thumbnail(image: Image.Image) -> tuple[np.ndarray, float]:
-    """(thumbnail, content share): the 32x32 grey uint8 thumbnail every perceptual hash is computed from: borders trimmed, Lanczos resized
-    (as imagehash's pHash resizes). A big image is first box-reduced to >= 64 px a side, as a JPEG's draft
+    """(thumbnail, content share): the 32x32 grey uint8 thumbnail every perceptual hash is computed from
+    (borders trimmed, Lanczos resized as imagehash's pHash resizes), and the share of the picture's area inside
+    those borders. A big image is first box-reduced to >= 64 px a side, as a JPEG's draft
     decode would be: the same thumbnail whether the file was drafted for hashing alone or decoded larger
     for CLIP, and 2.8x faster on a 500x375 photo."""
     import numpy as np
