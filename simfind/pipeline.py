@@ -104,9 +104,11 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def make_runner(workers: int | None) -> Runner:
+def make_runner(workers: int | None, overlap: bool = False) -> Runner:
+    """Worker processes, or the caller's own process for one worker. `overlap`: the caller has work of its own
+    (a CLIP forward pass) that decoding must run beside, so even one worker is a separate process."""
     n = workers or default_workers()
-    return InProcessRunner() if n <= 1 else JoblibRunner(n)
+    return InProcessRunner() if n <= 1 and not overlap else JoblibRunner(n)
 
 
 def chunks(refs: Sequence[FileRef], size: int = CHUNK_SIZE) -> Iterator[list[FileRef]]:

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from simfind.pipeline import InProcessRunner, JoblibRunner
+from simfind.pipeline import InProcessRunner, JoblibRunner, make_runner
 
 
 def _touch(path: str) -> str:
@@ -30,3 +30,15 @@ def test_workers_wait_for_a_slow_consumer_instead_of_piling_results_up(tmp_path:
     started = len(os.listdir(tmp_path))
     assert started <= 1 + 4 + 1, started  # the one taken, 4 ahead, and the one handed out when it was taken
     assert len(list(results)) == 39
+
+
+def _pid(_item: int) -> int:
+    return os.getpid()
+
+
+def test_one_worker_beside_a_model_decodes_in_its_own_process():
+    """On a 2-core CPU, CLIP indexing gets one decode worker: it must still run beside the model's forward pass
+    (another process), not take turns with it in the model's process. Hash-only indexing with one worker
+    decodes in-process (no pool to start)."""
+    assert set(make_runner(1, overlap=True).map(_pid, range(4))) != {os.getpid()}
+    assert set(make_runner(1).map(_pid, range(4))) == {os.getpid()}
