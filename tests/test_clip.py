@@ -292,3 +292,26 @@ def test_precision_flag_index_in_fp32_query_in_bf16(pics, cli, tiny):
     assert d["results"][0]["similarity"] == pytest.approx(1.0, abs=2e-3)
     bad = cli("query", pics / "p2.jpg", "--precision", "fp8")
     assert bad.exit_code == 2 and "--precision" in bad.stderr
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_embeddings_equal_open_clips_own_forward_pass(pics, tiny, precision):
+    """What simfind computes for an image (its preprocessing, its faster patch embedding, bf16 where asked) is
+    what open_clip's own model computes from the same pixels."""
+    import numpy as np
+    import open_clip
+    import torch
+    from open_clip.model import convert_weights_to_lp
+    from PIL import Image
+
+    from simfind.embed import load, prepare
+
+    mine = load(tiny, precision=precision)
+    theirs = open_clip.create_model_and_transforms(tiny)[0].eval()
+    if precision == "bf16":
+        convert_weights_to_lp(theirs, dtype=torch.bfloat16)
+    pixels = np.stack([prepare(Image.open(p).convert("RGB"), mine.preprocess) for p in sorted(pics.rglob("*.*"))])
+    with torch.inference_mode():
+        ref = theirs.encode_image(mine.tensor(pixels)).float()
+    ref = torch.nn.functional.normalize(ref, dim=-1).numpy()
+    assert (mine.embed_pixels(pixels) * ref).sum(1).min() >= (0.9999 if precision == "fp32" else 0.999)
