@@ -4,9 +4,11 @@ floor   = a plain parallel Pillow decode of every file (joblib processes, same w
           JPEG draft mode to the same size simfind's hashes use): the least any indexer must do.
 index   = `simfind index DIR --no-clip` end to end (a real subprocess: start-up, scan, hashing, SQLite).
 reindex = the same command again with nothing changed (stat only).
+Each is run --rounds times (default 3), floor and index alternating, into a fresh index each round; the medians
+are compared (this machine is noisy: a single round has read anywhere from 1.26x to 1.51x).
 
 Targets (issue 2): index time <= 1.5x floor; reindex < 5% of the first index.
-Usage: python bench/bench_index.py [DIR ...] [--workers N]
+Usage: python bench/bench_index.py [DIR ...] [--workers N] [--rounds R]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,6 +69,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dirs", nargs="*", default=[DEFAULT_DIR])
     ap.add_argument("--workers", type=int, default=default_workers())
+    ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     missing = [d for d in a.dirs if not os.path.isdir(d)]
     if missing:
@@ -79,11 +83,17 @@ def main() -> int:
     n = len(paths)
     print(f"index bench: {n} files, {total_bytes / 1e6:.0f} MB, {a.workers} workers, draft {HASH_DRAFT_SIZE}px")
     # a warm-up of the pool for the floor is not allowed: simfind pays for its own start-up too
-    t_floor = floor(paths, a.workers)
-    with tempfile.TemporaryDirectory() as idx:
-        common = ["--index", idx, "--no-clip", "--quiet", "--workers", str(a.workers)]
-        t_index = simfind(["index", *a.dirs, *common])
-        t_re = simfind(["index", *a.dirs, *common])
+    floors, indexes, reindexes = [], [], []
+    for _ in range(a.rounds):
+        floors.append(floor(paths, a.workers))
+        with tempfile.TemporaryDirectory() as idx:
+            common = ["--index", idx, "--no-clip", "--quiet", "--workers", str(a.workers)]
+            indexes.append(simfind(["index", *a.dirs, *common]))
+            reindexes.append(simfind(["index", *a.dirs, *common]))
+    t_floor, t_index, t_re = (statistics.median(t) for t in (floors, indexes, reindexes))
+    print(f"rounds: {a.rounds}; floor {' '.join(f'{t:.2f}' for t in floors)} s, index "
+          f"{' '.join(f'{t:.2f}' for t in indexes)} s, per-round ratios "
+          f"{' '.join(f'{i / f:.2f}' for i, f in zip(indexes, floors))}; medians below")
     rows = [
         ("decode floor", t_floor, ""),
         ("simfind index (hash-only)", t_index, f"{t_index / t_floor:.2f}x floor (target <= 1.50x)"),
