@@ -457,8 +457,15 @@ def _hash_pairs(files: list[IndexedFile], max_dist: int, win: dict[bytes, np.nda
     with_thumb = [k for k, f in enumerate(files) if f.thumb]
     thumbs = np.frombuffer(b"".join(files[k].thumb for k in with_thumb), dtype=np.uint8)
     codes = np.stack([win[files[k].content_hash] for k in with_thumb]) if with_thumb else None
-    pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d))
-             for i, j, d in near_pairs(thumbs, max_dist, windows=codes)]
+    found = near_pairs(thumbs, max_dist, windows=codes)
+    framed = [r for r, k in enumerate(with_thumb) if files[k].frame]
+    if framed:
+        from .hashing import unpack_frames
+        from .matching import frame_pairs
+
+        fulls, boxes = unpack_frames([files[with_thumb[r]].frame for r in framed])
+        found += frame_pairs(thumbs, np.array(framed), fulls, boxes, max_dist)
+    pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d)) for i, j, d in found]
     old = [k for k, f in enumerate(files) if not f.thumb]
     if old:
         codes = np.frombuffer(b"".join(f.phash for f in files), dtype=np.uint8).reshape(len(files), -1)
@@ -507,14 +514,19 @@ def keeper_rule(rule: str | None):
 
 
 def _hash_similarity(a: IndexedFile, b: IndexedFile, win: dict | None = None) -> float:
-    """The closest pHash match of two files over rotations, mirrors and crop windows (upright only for rows
-    without a thumbnail). `win` (content hash -> window codes) saves recomputing the windows."""
+    """The closest pHash match of two files over rotations, mirrors, crop windows and whole frames (upright only
+    for rows without a thumbnail). `win` (content hash -> window codes) saves recomputing the windows."""
     if not (a.thumb and b.thumb):
         return similarity(a.phash, b.phash)
     from .matching import best_distance
 
     win = win or {}
-    return similarity_of_distance(best_distance(a.thumb, b.thumb, win.get(a.content_hash), win.get(b.content_hash)))
+    distance = best_distance(a.thumb, b.thumb, win.get(a.content_hash), win.get(b.content_hash))
+    if a.frame or b.frame:  # a trimmed image may match only as a whole frame (matching.frame_pairs)
+        from .matching import frame_distance
+
+        distance = min(distance, frame_distance(a.thumb, a.frame, b.thumb, b.frame))
+    return similarity_of_distance(distance)
 
 
 def _make_group(files: list[IndexedFile], score=None, keep_key=None, win: dict | None = None) -> Group:

@@ -55,10 +55,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # which then count all their pixels until they are indexed again.
         "ALTER TABLE files ADD COLUMN content_pixels INTEGER",
     ),
+    (
+        # a trimmed image's whole frame (hashing.FRAME_BYTES), NULL for untrimmed ones. Trimmed rows from older
+        # versions (content_pixels short of width x height) are decoded again by the next `index` run.
+        "ALTER TABLE files ADD COLUMN frame BLOB",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_FILE_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, phash, thumb, content_pixels"
+_FILE_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, phash, thumb, content_pixels, frame"
 
 
 def under_clause(roots: Sequence[str]) -> tuple[str, list[str]]:
@@ -174,9 +179,11 @@ class Catalog:
         return {"files": row[0], "errors": row[1], "hashed": row[2], "embedded": row[3]}
 
     def unthumbed(self, roots: Sequence[str]) -> set[str]:
-        """Paths under `roots` indexed by a simfind older than the thumbnail (schema 3): decoded again."""
+        """Paths under `roots` indexed by a simfind older than the thumbnail (schema 3), or trimmed ones older
+        than their frame (schema 5): decoded again."""
         clause, args = under_clause(roots)
-        sql = f"SELECT path FROM files WHERE error IS NULL AND thumb IS NULL AND {clause}"
+        sql = (f"SELECT path FROM files WHERE error IS NULL AND (thumb IS NULL OR (frame IS NULL AND content_pixels"
+               f" < width * height)) AND {clause}")
         return {r[0] for r in self.conn.execute(sql, args)}
 
     def unembedded(self, roots: Sequence[str]) -> set[str]:
@@ -231,20 +238,20 @@ class Catalog:
         for r in results:
             if isinstance(r, Features):
                 rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, r.content_hash, r.width, r.height, r.phash, None,
-                             now, embeddings.get(r.ref.path), r.thumb or None, r.content_pixels))
+                             now, embeddings.get(r.ref.path), r.thumb or None, r.content_pixels, r.frame or None))
             else:
                 rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, None, None, None, None, r.reason, now, None, None,
-                             None))
+                             None, None))
         with self.transaction():
             self.conn.executemany(
                 """INSERT INTO files (path, size, mtime_ns, content_hash, width, height, phash, error, indexed_at,
-                                      embedding, thumb, content_pixels)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      embedding, thumb, content_pixels, frame)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
                      content_hash = excluded.content_hash, width = excluded.width, height = excluded.height,
                      phash = excluded.phash, error = excluded.error, indexed_at = excluded.indexed_at,
                      embedding = excluded.embedding, thumb = excluded.thumb,
-                     content_pixels = excluded.content_pixels""",
+                     content_pixels = excluded.content_pixels, frame = excluded.frame""",
                 rows,
             )
             self._bump_embeddings()

@@ -29,7 +29,7 @@ _BACKGROUND = (255, 255, 255)
 
 @dataclass(frozen=True)
 class Decoded:
-    image: Image.Image  # RGB, small (draft-decoded), orientation applied
+    image: Image.Image  # RGB (or L where grey was asked for), small (draft-decoded), orientation applied
     width: int  # full size as displayed
     height: int
 
@@ -38,8 +38,10 @@ class DecodeError(Exception):
     """Raised with a reason a user can read; the pipeline records it as a Failure."""
 
 
-def decode(data: bytes, draft_size: int) -> Decoded:
-    """Decode image bytes. Raises DecodeError with a readable reason for anything that is not a usable image."""
+def decode(data: bytes, draft_size: int, *, grey: bool = False) -> Decoded:
+    """Decode image bytes. Raises DecodeError with a readable reason for anything that is not a usable image.
+    `grey`: only grey levels are needed (hashing without CLIP): a colour JPEG is decoded straight to its luma
+    channel, skipping chroma upsampling and colour conversion (5% of a draft decode); other files give RGB."""
     if not data:
         raise DecodeError("empty file (0 bytes)")
     with warnings.catch_warnings():
@@ -53,11 +55,11 @@ def decode(data: bytes, draft_size: int) -> Decoded:
             if getattr(img, "is_animated", False):
                 img.seek(0)
             if img.format == "JPEG":
-                img.draft(None, (draft_size, draft_size))
+                img.draft("L" if grey and img.mode == "RGB" else None, (draft_size, draft_size))
             img.load()
             if orientation not in (None, 1):
                 img = ImageOps.exif_transpose(img)
-            rgb = to_rgb(img)
+            rgb = img if grey and img.mode == "L" else to_rgb(img)
         except Image.DecompressionBombError as e:
             raise DecodeError(f"image too large, refused as a possible decompression bomb ({e})") from None
         except UnidentifiedImageError:

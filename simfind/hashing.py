@@ -34,6 +34,9 @@ def content_box(grey: np.ndarray) -> tuple[int, int, int, int]:
     import numpy as np
 
     h, w = grey.shape
+    edges = (grey[0], grey[-1], grey[:, 0], grey[:, -1])
+    if all(np.std(e, dtype=np.float32) >= _BORDER_STD for e in edges):
+        return 0, h, 0, w  # no edge line is uniform, so none is a border: most photos, at a fraction of the cost
     a = grey.astype(np.float32)
     top, bottom = _borders(a.mean(axis=1), a.std(axis=1))
     inner = a[top : h - bottom]
@@ -57,16 +60,22 @@ def _borders(means: np.ndarray, stds: np.ndarray) -> tuple[int, int]:
 
 
 def thumbnail(image: Image.Image) -> np.ndarray:
-    """trimmed_thumbnail() without the content share."""
+    """trimmed_thumbnail() without the content share and the frame."""
     return trimmed_thumbnail(image)[0]
 
 
-def trimmed_thumbnail(image: Image.Image) -> tuple[np.ndarray, float]:
-    """(thumbnail, content share): the 32x32 grey uint8 thumbnail every perceptual hash is computed from
-    (borders trimmed, Lanczos resized as imagehash's pHash resizes), and the share of the picture's area inside
-    those borders. A big image is first box-reduced to >= 64 px a side, as a JPEG's draft
-    decode would be: the same thumbnail whether the file was drafted for hashing alone or decoded larger
-    for CLIP, and 2.8x faster on a 500x375 photo."""
+# A trimmed image also keeps its whole frame: the untrimmed 32x32 thumbnail and where the trimmed box lies in it,
+# as 4 uint16 fractions of the sides (top, bottom, left, right) / 65535. A caption or logo on a letterbox bar or
+# white margin stops its copy from being trimmed like the clean picture; the frames still line up (matching.py).
+FRAME_BYTES = THUMB_SIDE * THUMB_SIDE + 8
+
+
+def trimmed_thumbnail(image: Image.Image) -> tuple[np.ndarray, float, bytes]:
+    """(thumbnail, content share, frame): the 32x32 grey uint8 thumbnail every perceptual hash is computed from
+    (borders trimmed, Lanczos resized as imagehash's pHash resizes), the share of the picture's area inside
+    those borders, and for a trimmed image its frame (FRAME_BYTES; b"" when nothing was trimmed). A big image
+    is first box-reduced to >= 64 px a side, as a JPEG's draft decode would be: the same thumbnail whether the
+    file was drafted for hashing alone or decoded larger for CLIP, and 2.8x faster on a 500x375 photo."""
     import numpy as np
     from PIL import Image as PILImage
 
@@ -78,15 +87,30 @@ def trimmed_thumbnail(image: Image.Image) -> tuple[np.ndarray, float]:
     grey = image.convert("L")
     h, w = grey.height, grey.width
     top, bottom, left, right = content_box(np.asarray(grey))
-    share = 1.0
+    share, frame = 1.0, b""
     if (top, left) != (0, 0) or (bottom, right) != (h, w):
+        full = np.asarray(grey.resize((THUMB_SIDE, THUMB_SIDE), PILImage.LANCZOS), dtype=np.uint8)
+        box = np.array([top / h, bottom / h, left / w, right / w]) * 65535
+        frame = full.tobytes() + np.round(box).astype("<u2").tobytes()
         grey = grey.crop((left, top, right, bottom))
         # the share of the picture inside the borders, counted 2 px short on each trimmed side: never more than
         # the truth, so a clean copy outranks its letterboxed twin when the keeper is chosen by picture size
         rows = bottom - top - 2 * ((top > 0) + (bottom < h))
         cols = right - left - 2 * ((left > 0) + (right < w))
         share = max(0, rows) * max(0, cols) / (h * w)
-    return np.asarray(grey.resize((THUMB_SIDE, THUMB_SIDE), PILImage.LANCZOS), dtype=np.uint8), share
+    thumb = np.asarray(grey.resize((THUMB_SIDE, THUMB_SIDE), PILImage.LANCZOS), dtype=np.uint8)
+    return thumb, share, frame
+
+
+def unpack_frames(frames: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """FRAME_BYTES blobs -> (whole-frame thumbnails (m, 32, 32) uint8, trimmed boxes (m, 4) float32 as fractions
+    (top, bottom, left, right))."""
+    import numpy as np
+
+    raw = np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(len(frames), FRAME_BYTES)
+    fulls = raw[:, : THUMB_SIDE * THUMB_SIDE].reshape(-1, THUMB_SIDE, THUMB_SIDE)
+    boxes = raw[:, THUMB_SIDE * THUMB_SIDE :].copy().view("<u2").astype(np.float32) / 65535
+    return fulls, boxes
 
 
 def perceptual_hash(thumb: np.ndarray) -> bytes:

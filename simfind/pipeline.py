@@ -37,8 +37,8 @@ def process_file(ref: FileRef, clip: Preprocess | None = None) -> Result:
     except OSError as e:
         return Failure(ref, f"cannot read file: {e.strerror or e}")
     try:
-        decoded = decode(data, draft_size)
-        thumb, share = trimmed_thumbnail(decoded.image)
+        decoded = decode(data, draft_size, grey=clip is None)
+        thumb, share, frame = trimmed_thumbnail(decoded.image)
         phash = perceptual_hash(thumb)
         pixels = prepare(decoded.image, clip) if clip else None
     except DecodeError as e:
@@ -46,7 +46,7 @@ def process_file(ref: FileRef, clip: Preprocess | None = None) -> Result:
     except Exception as e:  # a bad file must never stop a run: record it with what went wrong
         return Failure(ref, f"could not process image ({type(e).__name__}: {e})")
     return Features(ref, content_hash(data), decoded.width, decoded.height, phash, thumb.tobytes(), pixels,
-                    round(decoded.width * decoded.height * share))
+                    round(decoded.width * decoded.height * share), frame)
 
 
 def process_chunk(refs: Sequence[FileRef], clip: Preprocess | None = None) -> list[Result]:

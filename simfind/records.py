@@ -35,6 +35,7 @@ class Features:
     thumb: bytes = b""  # 32x32 grey thumbnail, borders trimmed (hashing.thumbnail): every other hash derives from it
     pixels: Any = field(default=None, repr=False, compare=False)  # CLIP input (S, S, 3) uint8, not stored
     content_pixels: int | None = None  # width x height inside uniform borders (letterbox bars, frames)
+    frame: bytes = b""  # trimmed images only: the whole frame's thumbnail and the trimmed box (hashing.FRAME_BYTES)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class IndexedFile:
     phash: bytes
     thumb: bytes | None = field(default=None, repr=False)  # None in rows written before schema 3
     content_pixels: int | None = None  # picture pixels inside uniform borders; None in rows before schema 4
+    frame: bytes | None = field(default=None, repr=False)  # trimmed images from schema 5 on (hashing.FRAME_BYTES)
 
     @property
     def pixels(self) -> int:

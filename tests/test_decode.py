@@ -87,6 +87,20 @@ def test_jpeg_is_draft_decoded_small():
     assert max(got.image.size) <= 300  # but only a 1/8 scale was decoded
 
 
+def test_grey_decoding_gives_the_same_grey_picture_and_hash():
+    """Hash-only indexing decodes colour JPEGs straight to luma: the same grey levels (to rounding) and pHash
+    as decoding to RGB and converting, EXIF orientation applied all the same."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = jpeg_bytes(picture(7).transpose(Image.Transpose.ROTATE_90), quality=90, exif=exif.tobytes())
+    grey, rgb = decode(data, 64, grey=True), decode(data, 64)
+    assert (grey.image.mode, rgb.image.mode) == ("L", "RGB") and grey.image.size == rgb.image.size
+    diff = np.abs(np.asarray(grey.image, np.int16) - np.asarray(rgb.image.convert("L"), np.int16))
+    assert diff.max() <= 2 and (grey.width, grey.height) == (rgb.width, rgb.height) == picture(7).size
+    assert similarity(perceptual_hash(grey.image), perceptual_hash(rgb.image)) >= 62 / 64
+    assert decode(jpeg_bytes(picture(7).convert("CMYK")), 64, grey=True).image.mode == "RGB"  # not luma: RGB
+
+
 def test_heic_through_pillow_heif():
     data = io.BytesIO()
     try:

@@ -216,6 +216,23 @@ def test_an_index_from_an_older_schema_is_migrated_and_keeps_its_files(photos, t
     assert api.info(str(idx)).files == 1 and api.info(str(idx)).schema_version == SCHEMA_VERSION
 
 
+def test_trimmed_files_from_before_whole_frames_are_decoded_again_and_only_they(tmp_path, cli):
+    """Schema 5 keeps a trimmed picture's whole frame; rows of trimmed files written before it lack one and are
+    decoded again by the next `index` (untrimmed ones are not touched)."""
+    photos = tmp_path / "photos"
+    save(picture(1), photos / "plain.jpg", quality=90)
+    save(_letterboxed(picture(2)), photos / "letterboxed.jpg", quality=90)
+    cli("index", photos, "--quiet", "--no-clip")
+    conn = sqlite3.connect(cli.index_dir / "catalog.sqlite")
+    frames = dict(conn.execute("SELECT path, frame FROM files"))
+    assert frames[str(photos / "plain.jpg")] is None and len(frames[str(photos / "letterboxed.jpg")]) > 1024
+    conn.execute("UPDATE files SET frame = NULL")  # as a schema-4 simfind wrote them
+    conn.commit()
+    report = api.index([str(photos)], index_dir=str(cli.index_dir))
+    assert (report.updated, report.unchanged) == (1, 1)
+    assert dict(conn.execute("SELECT path, frame FROM files")) == frames
+
+
 def test_an_index_from_a_newer_simfind_is_refused(tmp_path, cli):
     cli.index_dir.mkdir()
     conn = sqlite3.connect(cli.index_dir / "catalog.sqlite")

@@ -201,3 +201,33 @@ def test_big_collections_search_crop_windows_through_an_ivf_index(tmp_path, cli,
     assert len(exact) == 12
     monkeypatch.setattr(vectors, "BINARY_IVF_FROM", 100)
     assert sorted(map(sorted, group_paths(cli.json("dupes")))) == exact
+
+
+def _on_bars(im: Image.Image) -> Image.Image:
+    """Pillarboxed to 16:9 with black bars left and right (a portrait picture: the bars are most of the frame)."""
+    out = Image.new("RGB", (round(im.height * 16 / 9), im.height), (0, 0, 0))
+    out.paste(im, ((out.width - im.width) // 2, 0))
+    return out
+
+
+def _logo_on_the_bar(im: Image.Image) -> Image.Image:
+    """A channel logo on the left bar: that bar is no longer uniform, so it is not trimmed as the clean copy's is."""
+    out = im.copy()
+    s = im.height // 12
+    ImageDraw.Draw(out, "RGBA").ellipse((12, 12, 12 + s, 12 + s), fill=(255, 255, 255, 160))
+    return out
+
+
+def test_a_logo_on_a_letterbox_bar_still_groups_with_the_clean_copy_and_nothing_else(tmp_path, cli):
+    """The clean letterboxed copy is trimmed to its picture; its twin with a logo on one bar keeps that bar, so
+    their thumbnails frame different areas. Whole frames line up; two different pictures on the same bars do
+    not group for sharing them."""
+    photos = tmp_path / "photos"
+    for seed in (31, 32, 33):
+        barred = _on_bars(picture(seed, (360, 480)))
+        save(barred, photos / f"p{seed}.jpg", quality=92)
+        save(_logo_on_the_bar(barred), photos / f"p{seed}_logo.jpg", quality=92)
+    cli("index", photos, "--quiet", "--no-clip")
+    dupes = cli.json("dupes")
+    assert sorted(group_paths(dupes), key=sorted) == [{f"p{s}.jpg", f"p{s}_logo.jpg"} for s in (31, 32, 33)]
+    assert all(m["similarity"] >= dupes["threshold"] for g in dupes["groups"] for m in g["files"])
