@@ -16,9 +16,11 @@ import numpy as np
 BINARY_IVF_FROM = 3_000_000  # codes: about 18,000 images
 
 
-def binary_range(base: np.ndarray, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def binary_range(base: np.ndarray, queries: np.ndarray, max_distance: int, *,
+                 ivf_from: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (query row, base row, hamming) with hamming <= max_distance, from a FAISS binary range search:
-    exact up to BINARY_IVF_FROM base codes, through an IVF index (sqrt(n)/4 lists, 8% probed) beyond."""
+    exact below `ivf_from` base codes (default BINARY_IVF_FROM), through an IVF index (sqrt(n)/4 lists, 8%
+    probed) from there."""
     import faiss
 
     base = np.ascontiguousarray(base, dtype=np.uint8)
@@ -27,7 +29,7 @@ def binary_range(base: np.ndarray, queries: np.ndarray, max_distance: int) -> tu
         empty = np.zeros(0, np.int64)
         return empty, empty, empty
     bits = base.shape[1] * 8
-    if len(base) < BINARY_IVF_FROM:
+    if len(base) < (ivf_from or BINARY_IVF_FROM):
         index = faiss.IndexBinaryFlat(bits)
     else:
         # few lists: training and assigning millions of codes cost more than the scan they save beyond this

@@ -185,10 +185,11 @@ def test_captions_and_logos_group_but_a_new_subject_on_the_same_background_does_
     assert sorted(groups, key=sorted) == [{f"p{s}.jpg", f"p{s}_captioned.jpg"} for s in (13, 22, 23, 24, 26)]
 
 
-def test_big_collections_search_crop_windows_through_an_ivf_index(tmp_path, cli, monkeypatch):
-    """Above BINARY_IVF_FROM window codes (about 18,000 images) the range search is approximate; forced on a small
-    set, it finds the same groups as the exact search."""
-    from simfind import vectors
+def test_big_collections_search_crop_windows_and_rotations_through_an_ivf_index(tmp_path, cli, monkeypatch):
+    """Above BINARY_IVF_FROM window codes (about 18,000 images), and for rotations and mirrors above
+    ORIENT_IVF_FROM images, the range searches are approximate; forced on a small set, they find the same groups
+    as the exact search."""
+    from simfind import matching, vectors
 
     photos = tmp_path / "photos"
     for seed in range(60, 72):
@@ -200,6 +201,7 @@ def test_big_collections_search_crop_windows_through_an_ivf_index(tmp_path, cli,
     exact = sorted(map(sorted, group_paths(cli.json("dupes"))))
     assert len(exact) == 12
     monkeypatch.setattr(vectors, "BINARY_IVF_FROM", 100)
+    monkeypatch.setattr(matching, "ORIENT_IVF_FROM", 2)
     assert sorted(map(sorted, group_paths(cli.json("dupes")))) == exact
 
 
