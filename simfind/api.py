@@ -248,7 +248,8 @@ def _update(
                 # decoding, so there every core but the one feeding the GPU decodes.
                 cores = default_workers()
                 workers = max(1, cores // 4) if model.device == "cpu" else max(1, cores - 1)
-            batches = run(todo, runner or make_runner(workers, overlap=model is not None), batch_size if model else CHUNK_SIZE, clip_pp)
+            runner = runner or make_runner(workers, overlap=model is not None)
+            batches = run(todo, runner, batch_size if model else CHUNK_SIZE, clip_pp)
         else:
             batches = iter(())
         for batch in batches:
