@@ -306,6 +306,11 @@ def near_pairs(thumbs: np.ndarray, max_distance: int, *, crops: bool = True, ver
         if len(rest):
             good[rest] = local_agreement(seen_as[rest], other[rest]) >= LOCAL_EDIT_AGREEMENT
         ok[part] = good
+    return _verified(src, dst, dist, ok)
+
+
+def _verified(src: np.ndarray, dst: np.ndarray, dist: np.ndarray, ok: np.ndarray) -> list[tuple[int, int, int]]:
+    """The candidates that passed (`ok`), closest per unordered pair, as (i, j, hamming) with i < j."""
     if not ok.any():
         return []
     src, dst, dist = src[ok], dst[ok], dist[ok]
@@ -359,12 +364,7 @@ def frame_pairs(thumbs: np.ndarray, framed: np.ndarray, frames: np.ndarray, boxe
         rest = np.flatnonzero(good)
         good[rest] = local_agreement(mine[rest], seen[rest]) >= FRAME_AGREEMENT
         ok[part] = good
-    if not ok.any():
-        return []
-    i, j, dist = i[ok], j[ok], dist[ok]
-    best = _closest_per_pair(i, j, dist)
-    lo, hi = np.minimum(i[best], j[best]), np.maximum(i[best], j[best])
-    return list(zip(lo.tolist(), hi.tolist(), dist[best].tolist()))
+    return _verified(i, j, dist, ok)
 
 
 def frame_distance(thumb_a: bytes, frame_a: bytes | None, thumb_b: bytes, frame_b: bytes | None) -> int:
