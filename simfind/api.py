@@ -577,7 +577,8 @@ def query(
     precision: str = "auto",
 ) -> QueryReport:
     """The k indexed files most similar to an image (a path) or a text (anything that is not a file).
-    CLIP when the index has embeddings; otherwise, for an image, the perceptual hash."""
+    CLIP when the index has embeddings (an image whose bytes are indexed uses its stored embedding, without
+    loading the model); otherwise, for an image, the perceptual hash."""
     import numpy as np
 
     if k < 1:
@@ -595,11 +596,13 @@ def query(
         from .embed import load
         from .vectors import search
 
-        model = load(model_spec, device=device, precision=precision)
-        if is_image:
-            vec = model.embed_pixels(_query_features(text_or_image, model.preprocess).pixels[None])
-        else:
-            vec = model.embed_texts([text_or_image])
+        vec = _stored_embedding(index_dir, text_or_image) if is_image else None
+        if vec is None:  # a new picture or a text: through the model
+            model = load(model_spec, device=device, precision=precision)
+            if is_image:
+                vec = model.embed_pixels(_query_features(text_or_image, model.preprocess).pixels[None])
+            else:
+                vec = model.embed_texts([text_or_image])
         sims, ids = search(vectors, vec, k, wide=not is_image)  # texts lie away from the image clusters
         found = [(int(i), float(s)) for s, i in zip(sims[0], ids[0]) if i >= 0]
         with Catalog.open(index_dir, create=False) as catalog:
@@ -628,6 +631,21 @@ def query(
         by,
         tuple(Match(r, f, s) for r, (f, s) in enumerate(matches, 1)),
     )
+
+
+def _stored_embedding(index_dir: str, path: str):
+    """The embedding the index already holds for a query image's bytes (the file itself, or any byte copy of it):
+    (1, dim) float32, or None. Such a query needs no model: no 3-4 s load, no forward pass."""
+    from .hashing import content_hash
+
+    try:
+        with open(path, "rb") as fh:
+            digest = content_hash(fh.read())
+    except OSError:
+        return None  # _query_features reports it
+    with Catalog.open(index_dir, create=False) as catalog:
+        vec = catalog.embedding_of_content(digest)
+    return None if vec is None else vec[None]
 
 
 def _query_features(path: str, clip=None):

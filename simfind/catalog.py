@@ -216,6 +216,14 @@ class Catalog:
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float16).reshape(len(rows), dim) if rows else np.zeros((0, dim), np.float16)
         return ids, vecs.astype(np.float32)
 
+    def embedding_of_content(self, content_hash: bytes) -> np.ndarray | None:
+        """The stored embedding (float32, (dim,)) of any indexed file with these bytes, or None."""
+        import numpy as np
+
+        row = self.conn.execute("SELECT embedding FROM files WHERE content_hash = ? AND embedding IS NOT NULL LIMIT 1",
+                                (content_hash,)).fetchone()
+        return None if row is None else np.frombuffer(row[0], dtype=np.float16).astype(np.float32)
+
     def embeddings_rev(self) -> int:
         return int(self.get_meta("embeddings_rev") or 0)
 

@@ -315,3 +315,23 @@ def test_embeddings_equal_open_clips_own_forward_pass(pics, tiny, precision):
         ref = theirs.encode_image(mine.tensor(pixels)).float()
     ref = torch.nn.functional.normalize(ref, dim=-1).numpy()
     assert (mine.embed_pixels(pixels) * ref).sum(1).min() >= (0.9999 if precision == "fp32" else 0.999)
+
+
+def test_querying_with_an_indexed_picture_needs_no_model(pics, cli, tmp_path):
+    """An image whose bytes are already indexed (the file, or a byte copy anywhere) is queried with its stored
+    embedding: same answer, and it works even where the model is gone; a new picture still needs the model."""
+    import shutil
+
+    model_dir = tmp_path / "model"
+    spec = tiny_model(model_dir)
+    cli("index", pics, "--model", spec, "--quiet")
+    before = cli.json("query", pics / "p3.jpg", "-k", "3")
+    copy = tmp_path / "elsewhere" / "same_bytes.jpg"
+    copy.parent.mkdir()
+    shutil.copy(pics / "p3.jpg", copy)
+    shutil.rmtree(model_dir)
+    assert cli.json("query", pics / "p3.jpg", "-k", "3") == before
+    assert cli.json("query", copy, "-k", "3")["results"] == before["results"]
+    save(picture(40), tmp_path / "new.jpg", quality=90)
+    result = cli("query", tmp_path / "new.jpg")
+    assert result.exit_code == 3 and "local-dir" in result.stderr
