@@ -199,15 +199,18 @@ def _update(
     on_disk = {f.path for f in files} | {f.ref.path for f in scan_failures}
     gone = {p: row for p, row in known.items() if p not in on_disk}
     todo: list[FileRef] = []
-    unchanged = added = updated = 0
+    unchanged = added = updated = refreshed = 0
     new_files: list[FileRef] = []
     for f in files:
         row = known.get(f.path)
         if row is None:
             new_files.append(f)
-        elif row[1] == f.size and row[2] == f.mtime_ns and f.path not in unthumbed:
+        elif row[1] == f.size and row[2] == f.mtime_ns:
             unchanged += 1
-            if f.path in unembedded:
+            if f.path in unthumbed:
+                todo.append(f)  # indexed by an older simfind that kept less of it: decode again
+                refreshed += 1
+            elif f.path in unembedded:
                 todo.append(f)  # indexed earlier without CLIP: decode again for the embedding
                 reembed_only.add(f.path)
         else:
@@ -271,6 +274,7 @@ def _update(
         failed=len(failures),
         failures=tuple(failures),
         embedded=len(reembed_only),
+        refreshed=refreshed,
     )
 
 

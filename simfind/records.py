@@ -100,6 +100,7 @@ class IndexReport:
     failed: int
     failures: tuple[Failure, ...]
     embedded: int = 0  # unchanged files that got the CLIP embedding they lacked
+    refreshed: int = 0  # unchanged files decoded again because an older simfind kept less of them
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,8 @@ def index_summary(report: IndexReport, index_dir: str) -> str:
     parts.append(f"{report.unchanged} unchanged")
     if report.embedded:
         parts.append(f"{report.embedded} embedded")
+    if report.refreshed:
+        parts.append(f"{report.refreshed} re-read for this simfind version")
     line = "indexed: " + ", ".join(parts)
     if report.failed:
         line += f"; {report.failed} could not be read (simfind info --errors)"
