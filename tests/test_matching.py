@@ -233,3 +233,15 @@ def test_a_logo_on_a_letterbox_bar_still_groups_with_the_clean_copy_and_nothing_
     dupes = cli.json("dupes")
     assert sorted(group_paths(dupes), key=sorted) == [{f"p{s}.jpg", f"p{s}_logo.jpg"} for s in (31, 32, 33)]
     assert all(m["similarity"] >= dupes["threshold"] for g in dupes["groups"] for m in g["files"])
+
+
+def test_frame_candidates_that_all_fail_the_check_give_no_pairs():
+    """Two whole frames that hash alike around different pictures: a candidate that fails before the local check
+    (a chunk with nothing left to check locally must not break the search)."""
+    from simfind.matching import frame_pairs
+
+    frame = thumbnail(picture(43))
+    inside = thumbnail(picture(44))  # what image 0 shows inside its (trimmed) box: another picture
+    thumbs = np.stack([inside, frame])
+    boxes = np.array([[0.25, 0.75, 0.25, 0.75]], np.float32)
+    assert frame_pairs(thumbs, np.array([0]), frame[None], boxes, max_distance=6) == []
