@@ -4,7 +4,7 @@ floor   = a plain parallel Pillow decode of every file (joblib processes, same w
           JPEG draft mode to the same size simfind's hashes use): the least any indexer must do.
 index   = `simfind index DIR --no-clip` end to end (a real subprocess: start-up, scan, hashing, SQLite).
 reindex = the same command again with nothing changed (stat only).
-Each is run --rounds times (default 3), floor and index alternating, into a fresh index each round; the medians
+Each is run --rounds times (default 5), floor and index alternating, into a fresh index each round; the medians
 are compared (this machine is noisy: a single round has read anywhere from 1.26x to 1.51x).
 
 Targets (issue 2): index time <= 1.5x floor; reindex < 5% of the first index.
@@ -69,7 +69,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dirs", nargs="*", default=[DEFAULT_DIR])
     ap.add_argument("--workers", type=int, default=default_workers())
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
     missing = [d for d in a.dirs if not os.path.isdir(d)]
     if missing:
