@@ -227,8 +227,8 @@ def all_window_codes(thumbs: np.ndarray) -> np.ndarray:
     return np.concatenate([window_codes(thumbs[s : s + _WINDOW_CHUNK]) for s in range(0, len(thumbs), _WINDOW_CHUNK)])
 
 
-# The rotation/mirror search asks 8 codes per image of every image: from this many images it goes through FAISS's
-# binary IVF. Measured on generated pictures: 20,000 images 1.1 -> 0.3 s, 50,000 5.7 -> 1.1 s, 100,000 23.0 ->
+# The rotation/mirror search asks 8 codes per image of every image (the whole-frame search, one per trimmed
+# image): from this many images they go through FAISS's binary IVF. Measured on generated pictures: 20,000 images 1.1 -> 0.3 s, 50,000 5.7 -> 1.1 s, 100,000 23.0 ->
 # 3.1 s, keeping 99.9% of the candidates within the default threshold.
 ORIENT_IVF_FROM = 20_000
 
@@ -348,7 +348,7 @@ def frame_pairs(thumbs: np.ndarray, framed: np.ndarray, frames: np.ndarray, boxe
     whole = thumbs.copy()
     whole[framed] = frames
     codes = _upright_codes(whole)
-    q, j, dist = binary_range(codes, codes[framed], max_distance + local_bits)
+    q, j, dist = binary_range(codes, codes[framed], max_distance + local_bits, ivf_from=ORIENT_IVF_FROM)
     i = framed[q]
     keep = i != j
     q, i, j, dist = q[keep], i[keep], j[keep], dist[keep]
