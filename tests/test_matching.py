@@ -197,9 +197,12 @@ def test_big_collections_search_crop_windows_and_rotations_through_an_ivf_index(
         save(a, photos / f"p{seed}.jpg", quality=90)
         save(a.crop((60, 40, 600, 460)), photos / f"p{seed}_crop.jpg", quality=90)
         save(a.transpose(Image.Transpose.ROTATE_90), photos / f"p{seed}_turned.jpg", quality=90)
+    barred = _on_bars(picture(72, (360, 480)))  # and a pair that only whole frames match
+    save(barred, photos / "p72.jpg", quality=92)
+    save(_logo_on_the_bar(barred), photos / "p72_logo.jpg", quality=92)
     cli("index", photos, "--quiet", "--no-clip")
     exact = sorted(map(sorted, group_paths(cli.json("dupes"))))
-    assert len(exact) == 12
+    assert len(exact) == 13 and ["p72.jpg", "p72_logo.jpg"] in exact
     monkeypatch.setattr(vectors, "BINARY_IVF_FROM", 100)
     monkeypatch.setattr(matching, "ORIENT_IVF_FROM", 2)
     assert sorted(map(sorted, group_paths(cli.json("dupes")))) == exact
