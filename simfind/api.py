@@ -194,7 +194,7 @@ def _update(
 ) -> IndexReport:
     known = catalog.stat_rows(roots)
     unembedded = catalog.unembedded(roots) if model is not None else set()
-    unthumbed = catalog.unthumbed(roots)
+    outdated = catalog.outdated(roots)
     reembed_only: set[str] = set()
     on_disk = {f.path for f in files} | {f.ref.path for f in scan_failures}
     gone = {p: row for p, row in known.items() if p not in on_disk}
@@ -207,7 +207,7 @@ def _update(
             new_files.append(f)
         elif row[1] == f.size and row[2] == f.mtime_ns:
             unchanged += 1
-            if f.path in unthumbed:
+            if f.path in outdated:
                 todo.append(f)  # indexed by an older simfind that kept less of it: decode again
                 refreshed += 1
             elif f.path in unembedded:
@@ -600,11 +600,12 @@ def query(
         from .embed import load
         from .vectors import search
 
-        vec = _stored_embedding(index_dir, text_or_image) if is_image else None
+        data = _read_query(text_or_image) if is_image else None
+        vec = _stored_embedding(index_dir, data) if is_image else None
         if vec is None:  # a new picture or a text: through the model
             model = load(model_spec, device=device, precision=precision)
             if is_image:
-                vec = model.embed_pixels(_query_features(text_or_image, model.preprocess).pixels[None])
+                vec = model.embed_pixels(_query_features(text_or_image, model.preprocess, data).pixels[None])
             else:
                 vec = model.embed_texts([text_or_image])
         sims, ids = search(vectors, vec, k, wide=not is_image)  # texts lie away from the image clusters
@@ -637,29 +638,34 @@ def query(
     )
 
 
-def _stored_embedding(index_dir: str, path: str):
+def _read_query(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as e:
+        raise UsageError(f"cannot read the query image {path}: {e.strerror or e}") from None
+
+
+def _stored_embedding(index_dir: str, data: bytes):
     """The embedding the index already holds for a query image's bytes (the file itself, or any byte copy of it):
     (1, dim) float32, or None. Such a query needs no model: no 3-4 s load, no forward pass."""
     from .hashing import content_hash
 
-    try:
-        with open(path, "rb") as fh:
-            digest = content_hash(fh.read())
-    except OSError:
-        return None  # _query_features reports it
     with Catalog.open(index_dir, create=False) as catalog:
-        vec = catalog.embedding_of_content(digest)
+        vec = catalog.embedding_of_content(content_hash(data))
     return None if vec is None else vec[None]
 
 
-def _query_features(path: str, clip=None):
+def _query_features(path: str, clip=None, data: bytes | None = None):
     """The query image, read exactly as `index` reads files (same decode, same draft size), so that an indexed
-    file finds itself at similarity 1.0."""
-    from .pipeline import process_file
+    file finds itself at similarity 1.0. `data`: its bytes where they were read already."""
+    from .pipeline import process_bytes
     from .records import Failure
 
+    if data is None:
+        data = _read_query(path)
     st = os.stat(path)
-    result = process_file(FileRef(os.path.abspath(path), st.st_size, st.st_mtime_ns), clip)
+    result = process_bytes(FileRef(os.path.abspath(path), st.st_size, st.st_mtime_ns), data, clip)
     if isinstance(result, Failure):
         raise UsageError(f"cannot read the query image {path}: {result.reason}")
     return result

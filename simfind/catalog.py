@@ -178,7 +178,7 @@ class Catalog:
         ).fetchone()
         return {"files": row[0], "errors": row[1], "hashed": row[2], "embedded": row[3]}
 
-    def unthumbed(self, roots: Sequence[str]) -> set[str]:
+    def outdated(self, roots: Sequence[str]) -> set[str]:
         """Paths under `roots` indexed by a simfind older than the thumbnail (schema 3), or trimmed ones older
         than their frame (schema 5): decoded again."""
         clause, args = under_clause(roots)

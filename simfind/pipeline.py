@@ -30,12 +30,17 @@ Result = Features | Failure
 
 def process_file(ref: FileRef, clip: Preprocess | None = None) -> Result:
     """Read a file once, hash its bytes, decode it once, hash its pixels (and prepare them for CLIP)."""
-    draft_size = max(HASH_DRAFT_SIZE, clip.size) if clip else HASH_DRAFT_SIZE
     try:
         with open(ref.path, "rb") as fh:
             data = fh.read()
     except OSError as e:
         return Failure(ref, f"cannot read file: {e.strerror or e}")
+    return process_bytes(ref, data, clip)
+
+
+def process_bytes(ref: FileRef, data: bytes, clip: Preprocess | None = None) -> Result:
+    """process_file() for bytes already read."""
+    draft_size = max(HASH_DRAFT_SIZE, clip.size) if clip else HASH_DRAFT_SIZE
     try:
         decoded = decode(data, draft_size, grey=clip is None)
         thumb, share, frame = trimmed_thumbnail(decoded.image)
