@@ -228,8 +228,9 @@ def all_window_codes(thumbs: np.ndarray) -> np.ndarray:
 
 
 # The rotation/mirror search asks 8 codes per image of every image (the whole-frame search, one per trimmed
-# image): from this many images they go through FAISS's binary IVF. Measured on generated pictures: 20,000 images 1.1 -> 0.3 s, 50,000 5.7 -> 1.1 s, 100,000 23.0 ->
-# 3.1 s, keeping 99.9% of the candidates within the default threshold.
+# image): from this many images they go through FAISS's binary IVF. Measured on generated pictures: 20,000
+# images 1.1 -> 0.3 s, 50,000 5.7 -> 1.1 s, 100,000 23.0 -> 3.1 s, keeping 99.9% of the candidates within the
+# default threshold.
 ORIENT_IVF_FROM = 20_000
 
 
@@ -435,18 +436,13 @@ def rank(query_thumb: np.ndarray, thumbs: np.ndarray, k: int,
     row, dist, transform = row[best], dist[best], transform[best]
     near = np.flatnonzero(dist <= np.sort(dist)[min(k, len(dist)) - 1])  # the top k, and all tied with the last
     row, dist, transform = row[near], dist[near], transform[near]
-    agree = np.array([_query_agreement(q, thumbs[r], t) for r, t in zip(row.tolist(), transform.tolist())])
+    # thumbnail agreement after the matched transform, as near_pairs verifies: the query (last) seen through its
+    # rotation or window against the image, or the image seen through its window against the query
+    pair = np.concatenate([thumbs[row], q[None]])
+    me, them = np.full(len(row), len(row)), np.arange(len(row))
+    crop_of_image = transform < 0
+    seen_as, other = _aligned(pair, np.where(crop_of_image, them, me), np.where(crop_of_image, me, them),
+                              np.where(crop_of_image, len(DIHEDRAL) - 1 - transform, transform))
+    agree = agreement(seen_as, other)
     ranked = np.lexsort((row, -agree, dist))[:k]
     return [(int(row[i]), int(dist[i])) for i in ranked]
-
-
-def _query_agreement(query: np.ndarray, image: np.ndarray, transform: int) -> float:
-    """agreement() of a query and an image after the transform rank() matched them with."""
-    a, b = np.asarray(query, np.float32), np.asarray(image, np.float32)
-    if transform < 0:
-        b = crop_window(b, -1 - transform)
-    elif transform < len(DIHEDRAL):
-        a = orient(a, transform)
-    else:
-        a = crop_window(a, transform - len(DIHEDRAL))
-    return float(agreement(a, b))
