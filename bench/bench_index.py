@@ -1,7 +1,8 @@
 """Index speed against the decode floor, measured in one run on the same files.
 
-floor   = a plain parallel Pillow decode of every file (joblib processes, same workers and chunks,
-          JPEG draft mode to the same size simfind's hashes use): the least any indexer must do.
+floor   = a plain parallel Pillow decode of every file (joblib processes, same workers and the same chunks,
+          handed out in the same order as simfind's (pipeline.plan: largest files first), JPEG draft mode to
+          the same size simfind's hashes use): the least any indexer must do.
 index   = `simfind index DIR --no-clip` end to end (a real subprocess: start-up, scan, hashing, SQLite).
 reindex = the same command again with nothing changed (stat only).
 Each is run --rounds times (default 5), floor and index alternating, into a fresh index each round; the medians
@@ -29,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from simfind.pipeline import CHUNK_SIZE, HASH_DRAFT_SIZE, default_workers  # noqa: E402
+from simfind.pipeline import HASH_DRAFT_SIZE, default_workers, plan  # noqa: E402
 from simfind.scan import scan  # noqa: E402
 
 DEFAULT_DIR = os.path.join(ROOT, "..", "shared", "data", "photos")
@@ -51,9 +52,9 @@ def decode_chunk(paths: list[str], draft: int) -> int:
     return n
 
 
-def floor(paths: list[str], workers: int) -> float:
+def floor(refs: list, workers: int) -> float:
     t = time.perf_counter()
-    chunks = [paths[i : i + CHUNK_SIZE] for i in range(0, len(paths), CHUNK_SIZE)]
+    chunks = [[r.path for r in chunk] for chunk in plan(refs, workers)]
     Parallel(n_jobs=workers, backend="loky", batch_size=1)(delayed(decode_chunk)(c, HASH_DRAFT_SIZE) for c in chunks)
     return time.perf_counter() - t
 
@@ -75,7 +76,8 @@ def main() -> int:
     if missing:
         print(f"bench: skipped, no such folder: {', '.join(missing)} (the shared photo set is not on this machine)")
         return 0
-    paths = [f.path for f in scan(a.dirs).files]
+    refs = scan(a.dirs).files
+    paths = [f.path for f in refs]
     total_bytes = 0
     for p in paths:  # warm the page cache so every contender reads from memory
         with open(p, "rb") as fh:
@@ -85,7 +87,7 @@ def main() -> int:
     # a warm-up of the pool for the floor is not allowed: simfind pays for its own start-up too
     floors, indexes, reindexes = [], [], []
     for _ in range(a.rounds):
-        floors.append(floor(paths, a.workers))
+        floors.append(floor(refs, a.workers))
         with tempfile.TemporaryDirectory() as idx:
             common = ["--index", idx, "--no-clip", "--quiet", "--workers", str(a.workers)]
             indexes.append(simfind(["index", *a.dirs, *common]))

@@ -252,7 +252,7 @@ def _update(
                 cores = default_workers()
                 workers = max(1, cores // 4) if model.device == "cpu" else max(1, cores - 1)
             runner = runner or make_runner(workers, overlap=model is not None)
-            batches = run(todo, runner, batch_size if model else CHUNK_SIZE, clip_pp)
+            batches = run(todo, runner, batch_size if model else CHUNK_SIZE, clip_pp, workers)
         else:
             batches = iter(())
         for batch in batches:

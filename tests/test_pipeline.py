@@ -6,7 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from simfind.pipeline import InProcessRunner, JoblibRunner, make_runner
+from simfind.pipeline import CHUNK_SIZE, InProcessRunner, JoblibRunner, make_runner, plan
+from simfind.records import FileRef
 
 
 def _touch(path: str) -> str:
@@ -42,3 +43,17 @@ def test_one_worker_beside_a_model_decodes_in_its_own_process():
     decodes in-process (no pool to start)."""
     assert set(make_runner(1, overlap=True).map(_pid, range(4))) != {os.getpid()}
     assert set(make_runner(1).map(_pid, range(4))) == {os.getpid()}
+
+
+def test_big_files_are_handed_out_first_and_spread_over_chunks():
+    """Camera photos listed after thousands of small files must not all land in the last chunk, where one worker
+    decodes them while the others idle: they go out first, a few per chunk, and every file goes out once."""
+    small = [FileRef(f"/s/{i}.jpg", 40_000, 0) for i in range(2000)]
+    big = [FileRef(f"/u/{i}.jpg", 5_000_000, 0) for i in range(30)]
+    chunks = plan(small + big, workers=2)
+    assert sorted(r.path for c in chunks for r in c) == sorted(r.path for r in small + big)
+    assert {r.path for r in chunks[0]} <= {r.path for r in big}
+    big_chunks = [c for c in chunks if any(r in big for r in c)]
+    assert len(big_chunks) >= 8, "the big files must be spread so that both workers share them"
+    assert all(len(c) <= CHUNK_SIZE for c in chunks)
+    assert len(chunks) < len(small + big) // 8, "small files still travel many to a chunk"
