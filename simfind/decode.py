@@ -11,16 +11,10 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-
-try:  # HEIC/HEIF (iPhone photos) and AVIF
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-except ImportError:  # pragma: no cover - declared dependency; a broken install still indexes the rest
-    pass
 
 _ORIENTATION_TAG = 0x0112
 _SWAPS_AXES = {5, 6, 7, 8}
@@ -44,6 +38,8 @@ def decode(data: bytes, draft_size: int, *, grey: bool = False) -> Decoded:
     channel, skipping chroma upsampling and colour conversion (5% of a draft decode); other files give RGB."""
     if not data:
         raise DecodeError("empty file (0 bytes)")
+    if data[4:8] == b"ftyp":  # an ISO media file: HEIC/HEIF (iPhone photos) or AVIF
+        _register_heif()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DecompressionBombWarning for big-but-allowed photos, EXIF noise
         try:
@@ -69,6 +65,18 @@ def decode(data: bytes, draft_size: int, *, grey: bool = False) -> Decoded:
         except MemoryError:
             raise DecodeError("out of memory decoding this image") from None
     return Decoded(rgb, width, height)
+
+
+@lru_cache(maxsize=1)
+def _register_heif() -> None:
+    """pillow-heif's openers, registered on the first HEIF/AVIF file: importing it costs every decode worker
+    ~30 ms at start, and most folders hold none."""
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    except ImportError:  # pragma: no cover - declared dependency; a broken install still indexes the rest
+        pass
 
 
 def _orientation(img: Image.Image) -> int | None:
