@@ -15,9 +15,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from .hashing import THUMB_SIDE
+from .hashing import HASH_SIDE, THUMB_SIDE, dct_rows
 
-LOW = 8  # the 8x8 low-frequency DCT block
+LOW = HASH_SIDE  # the 8x8 low-frequency DCT block
 # crop windows per axis: (start, length) as fractions of the side. Three lengths (72%, 80%, 88%) at steps of 8%,
 # plus the whole side, give 13 x 13 - 1 = 168 windows (measured on bench/bench_quality.py's crop family).
 _WINDOW_LENGTHS = (0.72, 0.8, 0.88)
@@ -26,9 +26,8 @@ _WINDOW_STEP = 0.08
 
 @lru_cache(maxsize=1)
 def _dct_rows() -> np.ndarray:
-    """The first 8 rows of the (unnormalised) 32-point DCT-II matrix: low = D @ X @ D.T."""
-    n = np.arange(THUMB_SIDE)
-    return np.cos(np.pi * np.outer(np.arange(LOW), 2 * n + 1) / (2 * THUMB_SIDE)).astype(np.float32)
+    """hashing.dct_rows() in float32: search-time codes are candidates, verified on pixels afterwards."""
+    return dct_rows().astype(np.float32)
 
 
 def _pack(low: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ Results stream back chunk by chunk so the caller can write them to the catalog a
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from functools import partial
 from itertools import islice
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -15,7 +16,7 @@ from typing import Protocol, TypeVar
 
 from .decode import DecodeError, decode
 from .embed import Preprocess, prepare
-from .hashing import content_hash, perceptual_hash, trimmed_thumbnail
+from .hashing import content_hash, perceptual_hashes, trimmed_thumbnail
 from .records import Failure, Features, FileRef
 
 # pHash works on a 32x32 grey image: a JPEG decoded at >= 64 px a side (DCT-scaled) loses nothing it uses.
@@ -30,32 +31,48 @@ Result = Features | Failure
 
 def process_file(ref: FileRef, clip: Preprocess | None = None) -> Result:
     """Read a file once, hash its bytes, decode it once, hash its pixels (and prepare them for CLIP)."""
-    try:
-        with open(ref.path, "rb") as fh:
-            data = fh.read()
-    except OSError as e:
-        return Failure(ref, f"cannot read file: {e.strerror or e}")
-    return process_bytes(ref, data, clip)
+    return process_chunk([ref], clip)[0]
 
 
 def process_bytes(ref: FileRef, data: bytes, clip: Preprocess | None = None) -> Result:
     """process_file() for bytes already read."""
+    return _with_phashes([_unhashed(ref, data, clip)])[0]
+
+
+def process_chunk(refs: Sequence[FileRef], clip: Preprocess | None = None) -> list[Result]:
+    return _with_phashes([_unhashed(r, data, clip) if isinstance(data := _read(r), bytes) else data for r in refs])
+
+
+def _read(ref: FileRef) -> bytes | Failure:
+    try:
+        with open(ref.path, "rb") as fh:
+            return fh.read()
+    except OSError as e:
+        return Failure(ref, f"cannot read file: {e.strerror or e}")
+
+
+def _unhashed(ref: FileRef, data: bytes, clip: Preprocess | None) -> Result:
+    """Everything but the pHash, which _with_phashes computes for a whole chunk at once."""
     draft_size = max(HASH_DRAFT_SIZE, clip.size) if clip else HASH_DRAFT_SIZE
     try:
         decoded = decode(data, draft_size, grey=clip is None)
         thumb, share, frame = trimmed_thumbnail(decoded.image)
-        phash = perceptual_hash(thumb)
         pixels = prepare(decoded.image, clip) if clip else None
     except DecodeError as e:
         return Failure(ref, str(e))
     except Exception as e:  # a bad file must never stop a run: record it with what went wrong
         return Failure(ref, f"could not process image ({type(e).__name__}: {e})")
-    return Features(ref, content_hash(data), decoded.width, decoded.height, phash, thumb.tobytes(), pixels,
+    return Features(ref, content_hash(data), decoded.width, decoded.height, b"", thumb.tobytes(), pixels,
                     round(decoded.width * decoded.height * share), frame)
 
 
-def process_chunk(refs: Sequence[FileRef], clip: Preprocess | None = None) -> list[Result]:
-    return [process_file(r, clip) for r in refs]
+def _with_phashes(results: list[Result]) -> list[Result]:
+    done = [i for i, r in enumerate(results) if isinstance(r, Features)]
+    if done:
+        hashes = perceptual_hashes([results[i].thumb for i in done])
+        for i, phash in zip(done, hashes):
+            results[i] = replace(results[i], phash=phash)
+    return results
 
 
 class Runner(Protocol):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from simfind.hashing import content_box, perceptual_hash, thumbnail
+from simfind.decode import decode
+from simfind.hashing import content_box, perceptual_hash, perceptual_hashes, thumbnail
 from simfind.matching import (
     DIHEDRAL,
     best_distance,
@@ -19,7 +20,7 @@ from simfind.matching import (
     windows_per_image,
 )
 
-from .conftest import group_paths, picture, save
+from .conftest import SHARED_DATA, group_paths, picture, save
 
 
 def test_stored_phash_is_imagehash_phash_of_the_thumbnail():
@@ -30,6 +31,31 @@ def test_stored_phash_is_imagehash_phash_of_the_thumbnail():
         # no border to trim here, so the thumbnail is imagehash's own 32x32 input
         assert perceptual_hash(thumb) == expected
         assert orientation_codes(thumb[None])[0, 0].tobytes() == expected
+
+
+def _synthetic_thumbnails() -> list[np.ndarray]:
+    """Pictures whose DCT coefficients tie with the median: flat, black, two halves, stripes, a single dot."""
+    flat, black = np.full((32, 32), 128, np.uint8), np.zeros((32, 32), np.uint8)
+    halves = np.zeros((32, 32), np.uint8)
+    halves[:, 16:] = 255
+    stripes = np.tile(np.array([0, 255] * 16, np.uint8), (32, 1))
+    dot = black.copy()
+    dot[5, 7] = 200
+    return [flat, black, halves, stripes, dot, halves.T.copy()]
+
+
+def test_batched_phashes_are_imagehash_phashes_bit_for_bit():
+    """The index stores imagehash's pHash; the batched DCT must give the same 64 bits, ties included."""
+    thumbs = [thumbnail(picture(seed, (200 + 7 * seed, 150))) for seed in range(40)] + _synthetic_thumbnails()
+    assert perceptual_hashes([t.tobytes() for t in thumbs]) == [perceptual_hash(t) for t in thumbs]
+
+
+def test_batched_phashes_match_imagehash_on_real_photos():
+    folder = SHARED_DATA / "photos" / "imagenet"
+    if not folder.is_dir():
+        pytest.skip(f"the shared real-photo set is not here ({folder}); it exists only on the project's machines")
+    thumbs = [thumbnail(decode(p.read_bytes(), 64, grey=True).image) for p in sorted(folder.iterdir())[:300]]
+    assert perceptual_hashes([t.tobytes() for t in thumbs]) == [perceptual_hash(t) for t in thumbs]
 
 
 def test_each_rotation_and_mirror_hash_is_the_hash_of_the_turned_picture():
