@@ -22,6 +22,7 @@ HASH_SIDE = 8  # pHash's hash_size: an 8x8 block of low frequencies, 64 bits
 THUMB_SIDE = 32  # pHash's input size (hash_size 8 x highfreq_factor 4)
 # a border line is uniform when its pixels vary less than this (grey levels, std) and match the outer line's level
 _BORDER_STD = 6.0
+_BORDER_VAR = _BORDER_STD**2
 _BORDER_LEVEL = 14.0
 _MIN_KEPT = 0.4  # never trim more than 60% of a side: a mostly flat picture is not a border
 
@@ -32,32 +33,39 @@ def content_hash(data: bytes) -> bytes:
 
 
 def content_box(grey: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) bounds of the picture inside uniform borders (letterbox bars, frames, mattes)."""
+    """(top, bottom, left, right) bounds of the picture inside uniform borders (letterbox bars, frames, mattes).
+    Line statistics come from sums and sums of squares: np.mean and np.std per axis cost 3-4x more."""
     import numpy as np
 
     h, w = grey.shape
-    edges = (grey[0], grey[-1], grey[:, 0], grey[:, -1])
-    if all(np.std(e, dtype=np.float32) >= _BORDER_STD for e in edges):
+    edges = np.concatenate((grey[0], grey[-1], grey[:, 0], grey[:, -1])).astype(np.float64)
+    starts = (0, w, 2 * w, 2 * w + h)
+    counts = np.array((w, w, h, h), dtype=np.float64)
+    means = np.add.reduceat(edges, starts) / counts
+    if (np.add.reduceat(edges * edges, starts) / counts - means * means >= _BORDER_VAR).all():
         return 0, h, 0, w  # no edge line is uniform, so none is a border: most photos, at a fraction of the cost
-    a = grey.astype(np.float32)
-    top, bottom = _borders(a.mean(axis=1), a.std(axis=1))
-    inner = a[top : h - bottom]
-    left, right = _borders(inner.mean(axis=0), inner.std(axis=0))
+    a = grey.astype(np.float64)
+    squares = a * a
+    means = a.sum(axis=1) / w
+    top, bottom = _borders(means, squares.sum(axis=1) / w - means * means)
+    rows = slice(top, h - bottom)
+    means = a[rows].sum(axis=0) / (h - bottom - top)
+    left, right = _borders(means, squares[rows].sum(axis=0) / (h - bottom - top) - means * means)
     return top, h - bottom, left, w - right
 
 
-def _borders(means: np.ndarray, stds: np.ndarray) -> tuple[int, int]:
-    """How many uniform lines (rows or columns, given by their means and stds) to trim from each end."""
+def _borders(means: np.ndarray, variances: np.ndarray) -> tuple[int, int]:
+    """How many uniform lines (rows or columns, given by their means and variances) to trim from each end."""
     import numpy as np
 
     limit = int(len(means) * (1 - _MIN_KEPT))
 
-    def lead(m: np.ndarray, sd: np.ndarray) -> int:
-        uniform = (sd < _BORDER_STD) & (np.abs(m - m[0]) < _BORDER_LEVEL)
+    def lead(m: np.ndarray, var: np.ndarray) -> int:
+        uniform = (var < _BORDER_VAR) & (np.abs(m - m[0]) < _BORDER_LEVEL)
         n = int(np.argmin(uniform)) if not uniform.all() else len(uniform)
         return n if n <= limit else 0
 
-    start, end = lead(means, stds), lead(means[::-1], stds[::-1])
+    start, end = lead(means, variances), lead(means[::-1], variances[::-1])
     return (0, 0) if start + end > limit else (start, end)
 
 
