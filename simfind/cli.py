@@ -300,22 +300,27 @@ def index_cmd(
     disk leave the index. Unreadable or corrupt files are recorded (see `simfind info --errors`).
     """
     from . import api
-    from .render import index_summary
 
     if require_clip and no_clip:
         raise UsageError("--require-clip and --no-clip contradict each other; pass one")
-    from .embed import DEFAULT_MODEL
-
     index_dir = str(index or _default_index())
     with _progress(quiet) as progress:
         report = api.index(
             [str(d) for d in dirs], index_dir=index_dir, workers=workers, hidden=hidden, exclude=exclude or (),
-            clip=None if no_clip else (model or DEFAULT_MODEL), require_clip=require_clip, reembed=reembed,
+            clip=None if no_clip else (model or _default_model()), require_clip=require_clip, reembed=reembed,
             device=device.value, precision=precision.value, batch_size=batch_size, progress=progress,
             notify=_notify(quiet),
         )
     if not quiet:
+        from .render import index_summary
+
         _err(index_summary(report, index_dir))
+
+
+def _default_model() -> str:
+    from .embed import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
 
 
 @app.command("dupes")
