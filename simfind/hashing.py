@@ -94,7 +94,7 @@ def trimmed_thumbnail(image: Image.Image) -> tuple[np.ndarray, float, bytes]:
         factor *= 2
     if factor >= 2:
         image = image.reduce(factor)
-    grey = image.convert("L")
+    grey = image if image.mode == "L" else image.convert("L")
     h, w = grey.height, grey.width
     top, bottom, left, right = content_box(np.asarray(grey))
     share, frame = 1.0, b""

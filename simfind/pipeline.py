@@ -12,12 +12,13 @@ from dataclasses import replace
 from functools import partial
 from itertools import islice
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from .decode import DecodeError, decode
-from .embed import Preprocess, prepare
 from .hashing import content_hash, perceptual_hashes, trimmed_thumbnail
 from .records import Failure, Features, FileRef
+
+if TYPE_CHECKING:  # decode (Pillow) and embed are imported where files are decoded: the caller of run() never does
+    from .embed import Preprocess
 
 # pHash works on a 32x32 grey image: a JPEG decoded at >= 64 px a side (DCT-scaled) loses nothing it uses.
 HASH_DRAFT_SIZE = 64
@@ -53,6 +54,9 @@ def _read(ref: FileRef) -> bytes | Failure:
 
 def _unhashed(ref: FileRef, data: bytes, clip: Preprocess | None) -> Result:
     """Everything but the pHash, which _with_phashes computes for a whole chunk at once."""
+    from .decode import DecodeError, decode
+    from .embed import prepare
+
     draft_size = max(HASH_DRAFT_SIZE, clip.size) if clip else HASH_DRAFT_SIZE
     try:
         decoded = decode(data, draft_size, grey=clip is None)
@@ -178,6 +182,8 @@ def preview_chunk(paths: Sequence[str], size: int = 160) -> dict[str, str]:
     """Report thumbnails: path -> "data:image/jpeg;base64,..." (longest side `size`)."""
     import base64
     import io
+
+    from .decode import DecodeError, decode
 
     out = {}
     for path in paths:
