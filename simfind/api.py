@@ -241,7 +241,7 @@ def _update(
     done = 0
     progress("index", 0, len(todo))
     try:
-        if todo:  # decoding pulls in PIL, numpy, imagehash and a process pool: only when there is work
+        if todo:  # decoding pulls in Pillow, numpy and maybe a process pool: only when there is work
             from .pipeline import CHUNK_SIZE, default_workers, make_runner, run
 
             clip_pp = model.preprocess if model is not None else None
@@ -251,7 +251,8 @@ def _update(
                 # decoding, so there every core but the one feeding the GPU decodes.
                 cores = default_workers()
                 workers = max(1, cores // 4) if model.device == "cpu" else max(1, cores - 1)
-            runner = runner or make_runner(workers, overlap=model is not None)
+            work_bytes = sum(f.size for f in todo)
+            runner = runner or make_runner(workers, overlap=model is not None, work_bytes=work_bytes)
             batches = run(todo, runner, batch_size if model else CHUNK_SIZE, clip_pp, workers)
         else:
             batches = iter(())

@@ -6,7 +6,15 @@ import os
 import time
 from pathlib import Path
 
-from simfind.pipeline import CHUNK_SIZE, InProcessRunner, JoblibRunner, make_runner, plan
+from simfind.pipeline import (
+    CHUNK_SIZE,
+    IN_PROCESS_BYTES,
+    InProcessRunner,
+    JoblibRunner,
+    default_workers,
+    make_runner,
+    plan,
+)
 from simfind.records import FileRef
 
 
@@ -57,3 +65,13 @@ def test_big_files_are_handed_out_first_and_spread_over_chunks():
     assert len(big_chunks) >= 8, "the big files must be spread so that both workers share them"
     assert all(len(c) <= CHUNK_SIZE for c in chunks)
     assert len(chunks) < len(small + big) // 8, "small files still travel many to a chunk"
+
+
+def test_a_small_job_is_decoded_without_starting_worker_processes():
+    """Starting workers costs more than decoding a few photos (0.6-0.9 s here): a handful of new files is done in
+    simfind's own process unless the user asked for a number of workers; a big job still gets the pool."""
+    me = os.getpid()
+    assert set(make_runner(None, work_bytes=IN_PROCESS_BYTES - 1).map(_pid, range(4))) == {me}
+    assert me not in set(make_runner(2, work_bytes=1000).map(_pid, range(4)))
+    if default_workers() > 1:
+        assert me not in set(make_runner(None, work_bytes=IN_PROCESS_BYTES).map(_pid, range(4)))
