@@ -119,7 +119,11 @@ IndexOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, no summary on stderr.")]
 WorkersOpt = Annotated[
-    Optional[int], typer.Option("--workers", "-j", min=1, help="Worker processes. Default: all cores.", show_default=False)
+    Optional[int],
+    typer.Option(
+        "--workers", "-j", min=1, show_default=False,
+        help="Worker processes. Default: all cores, or none for a few new files (under 16 MB: starting them costs more).",
+    ),
 ]
 
 
