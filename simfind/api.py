@@ -40,7 +40,10 @@ BY_CHOICES = ("auto", "exact", "hash", "clip")
 LOCK_NAME = "simfind.lock"
 LOCK_TIMEOUT_S = 300.0
 
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
+# (phase, done, total). Phases: "scan" (files found; total 0), "hash" (bytes of the files hashed so far: they go
+# largest first, so a count of files would make an ETA wildly wrong), "index" (files, when CLIP embeds them: the
+# model's cost is per image), "group" (steps).
+Progress = Callable[[str, int, int], None]
 Notify = Callable[[str], None]  # one-line warnings and notices
 
 
@@ -238,8 +241,16 @@ def _update(
         elif catalog.get_meta("model") != model.spec or catalog.get_meta("dim") != str(model.dim):
             catalog.clear_embeddings(model.spec, model.dim)  # a first model for this index (checked above)
     failures: list[Failure] = list(scan_failures)
-    done = 0
-    progress("index", 0, len(todo))
+    done = done_bytes = 0
+    phase, total_bytes = ("index" if model is not None else "hash"), sum(f.size for f in todo)
+
+    def report() -> None:
+        if phase == "index":
+            progress(phase, done, len(todo))
+        else:
+            progress(phase, done_bytes, total_bytes)
+
+    report()
     try:
         if todo:  # decoding pulls in Pillow, numpy and maybe a process pool: only when there is work
             from .pipeline import CHUNK_SIZE, default_workers, make_runner, run
@@ -251,8 +262,7 @@ def _update(
                 # decoding, so there every core but the one feeding the GPU decodes.
                 cores = default_workers()
                 workers = max(1, cores // 4) if model.device == "cpu" else max(1, cores - 1)
-            work_bytes = sum(f.size for f in todo)
-            runner = runner or make_runner(workers, overlap=model is not None, work_bytes=work_bytes)
+            runner = runner or make_runner(workers, overlap=model is not None, work_bytes=total_bytes)
             batches = run(todo, runner, batch_size if model else CHUNK_SIZE, clip_pp, workers)
         else:
             batches = iter(())
@@ -260,7 +270,8 @@ def _update(
             catalog.write(batch, _embed(model, batch) if model is not None else None)
             failures += [r for r in batch if isinstance(r, Failure)]
             done += len(batch)
-            progress("index", done, len(todo))
+            done_bytes += sum(r.ref.size for r in batch)
+            report()
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted: {done} of {len(todo)} files were indexed and kept; run the same command again to finish"

@@ -197,11 +197,11 @@ def _progress(quiet: bool):
     if not console.is_terminal:
         yield lambda phase, done, total: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    labels = {"scan": "scanning", "index": "indexing", "group": "grouping"}
+    labels = {"scan": "scanning", "hash": "indexing", "index": "indexing", "group": "grouping"}
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[amount]}"), TimeRemainingColumn(),
         console=console, transient=True,
     ) as bar:
         tasks: dict[str, int] = {}
@@ -211,10 +211,17 @@ def _progress(quiet: bool):
                 for old in tasks.values():  # one bar at a time: a new phase replaces the last
                     bar.remove_task(old)
                 tasks.clear()
-                tasks[phase] = bar.add_task(labels.get(phase, phase), total=total or None)
-            bar.update(tasks[phase], completed=done, total=total or None)
+                tasks[phase] = bar.add_task(labels.get(phase, phase), total=total or None, amount="")
+            bar.update(tasks[phase], completed=done, total=total or None, amount=_amount(phase, done, total))
 
         yield update
+
+
+def _amount(phase: str, done: int, total: int) -> str:
+    """How far a phase is, in its own unit: bytes for hashing (files go largest first), else a count."""
+    if phase == "hash":
+        return f"{done / 1e6:,.1f}/{total / 1e6:,.1f} MB"
+    return f"{done:,}/{total:,}" if total else f"{done:,}"
 
 
 def _notify(quiet: bool):

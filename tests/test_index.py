@@ -191,6 +191,16 @@ def test_parallel_workers_give_the_same_index_as_one(photos, tmp_path):
     assert key(_catalog_files(one)) == key(_catalog_files(two))
 
 
+def test_hashing_progress_counts_bytes_so_the_eta_holds_with_big_files_first(photos, tmp_path):
+    """Files are hashed largest first: progress is told bytes done of bytes to do, rising to the total."""
+    calls: list[tuple[str, int, int]] = []
+    api.index([str(photos)], index_dir=str(tmp_path / "idx"), progress=lambda *c: calls.append(c))
+    hashing = [(done, total) for phase, done, total in calls if phase == "hash"]
+    total = sum(p.stat().st_size for p in photos.rglob("*") if p.is_file())
+    assert hashing[0] == (0, total) and hashing[-1] == (total, total)
+    assert [d for d, _ in hashing] == sorted(d for d, _ in hashing) and len(hashing) > 2
+
+
 def test_catalog_records_its_schema_version(photos, cli):
     cli("index", photos, "--quiet", "--no-clip")
     conn = sqlite3.connect(cli.index_dir / "catalog.sqlite")
