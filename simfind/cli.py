@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -315,6 +316,7 @@ def index_cmd(
     if require_clip and no_clip:
         raise UsageError("--require-clip and --no-clip contradict each other; pass one")
     index_dir = str(index or _default_index())
+    started = time.perf_counter()
     with _progress(quiet) as progress:
         report = api.index(
             [str(d) for d in dirs], index_dir=index_dir, workers=workers, hidden=hidden, exclude=exclude or (),
@@ -325,7 +327,7 @@ def index_cmd(
     if not quiet:
         from .render import index_summary
 
-        _err(index_summary(report, index_dir))
+        _err(index_summary(report, index_dir, time.perf_counter() - started))
 
 
 def _default_model() -> str:
@@ -420,8 +422,6 @@ def _thumbs(report, workers):
 
 
 def _act(report, action: str, to, dry_run: bool, yes: bool, log, index_dir: str, quiet: bool) -> None:
-    import time
-
     from .actions import act
 
     n = sum(len(g.members) - 1 for g in report.groups)

@@ -120,7 +120,7 @@ def dupes_table(report: DupesReport, console: Console) -> None:
     console.print(Text(dupes_summary(report), style="bold"))
 
 
-def index_summary(report: IndexReport, index_dir: str) -> str:
+def index_summary(report: IndexReport, index_dir: str, seconds: float | None = None) -> str:
     parts = [f"{report.scanned} images found", f"{report.added} new", f"{report.updated} changed"]
     if report.renamed:
         parts.append(f"{report.renamed} renamed")
@@ -134,6 +134,8 @@ def index_summary(report: IndexReport, index_dir: str) -> str:
     line = "indexed: " + ", ".join(parts)
     if report.failed:
         line += f"; {report.failed} could not be read (simfind info --errors)"
+    if seconds is not None:
+        line += f"; {seconds:.1f} s"
     return line + f" -> {index_dir}"
 
 

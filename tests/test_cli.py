@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import os
 import signal
 import sqlite3
@@ -203,6 +204,7 @@ def test_an_interrupted_index_keeps_what_it_finished(tmp_path):
     )
     assert again.returncode == 0, again.stderr
     assert f"{400 - kept} new" in again.stderr and f"{kept} unchanged" in again.stderr
+    assert re.search(r"; \d+\.\d s -> ", again.stderr), again.stderr  # how long it took
 
 
 def test_two_processes_on_one_index_do_not_corrupt_it(small_set, tmp_path):
