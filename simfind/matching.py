@@ -110,19 +110,79 @@ def _resamplers() -> np.ndarray:
     return _sampling_matrices(spans[:, 0], spans[:, 1])
 
 
-def windows_per_image() -> int:
+# Small tilts: a picture turned by a few degrees and cut to hide the turned corners (a straightened horizon, a
+# scanned print). Each is one more window after the crop windows: the centre of the picture turned TILT degrees
+# either way, cut to one of three lengths of the side. Measured on bench/bench_quality.py's tilt family (turned
+# 2-5 degrees, 10% cut from each side): a turn within ~1.5 degrees of the true one matches, a length must be
+# within ~0.03, so two angles and three lengths cover 2-5 degree turns cut to 80-92% of the side.
+_TILT_ANGLES = (-3.5, 3.5)
+_TILT_LENGTHS = (0.8, 0.86, 0.92)
+TILTS = tuple((a, length) for a in _TILT_ANGLES for length in _TILT_LENGTHS)
+TILT_AGREEMENT = 0.93
+
+
+def _crop_windows() -> int:
     m = len(axis_windows())
     return m * m - 1
 
 
+def windows_per_image() -> int:
+    return _crop_windows() + len(TILTS)
+
+
+@lru_cache(maxsize=1)
+def _tilt_taps() -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear taps of each tilt, in the thumbnail's own (square) coordinates: (T, 1024, 4) source pixel numbers
+    and (T, 1024, 4) weights; pixel p of tilt t is sum_k weight[t, p, k] * thumb.flat[source[t, p, k]]."""
+    n = THUMB_SIDE
+    u = (np.arange(n) + 0.5) / n - 0.5
+    xo, yo = np.meshgrid(u, u)
+    sources, weights = [], []
+    for angle, length in TILTS:
+        c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
+        x, y = length * xo, length * yo
+        px = np.clip((0.5 + x * c - y * s) * n - 0.5, 0, n - 1)
+        py = np.clip((0.5 + x * s + y * c) * n - 0.5, 0, n - 1)
+        x0, y0 = np.floor(px).astype(np.int64), np.floor(py).astype(np.int64)
+        x1, y1 = np.minimum(x0 + 1, n - 1), np.minimum(y0 + 1, n - 1)
+        fx, fy = px - x0, py - y0
+        sources.append(np.stack([y0 * n + x0, y0 * n + x1, y1 * n + x0, y1 * n + x1], -1).reshape(-1, 4))
+        weights.append(np.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], -1).reshape(-1, 4))
+    return np.stack(sources), np.stack(weights).astype(np.float32)
+
+
+def tilted(thumb: np.ndarray, t: int) -> np.ndarray:
+    """Tilt number t (as in TILTS) of a thumbnail or a stack of them (..., 32, 32), float32."""
+    sources, weights = _tilt_taps()
+    lead = np.shape(thumb)[:-2]
+    flat = np.asarray(thumb, np.float32).reshape(*lead, THUMB_SIDE * THUMB_SIDE)
+    return (flat[..., sources[t]] * weights[t]).sum(axis=-1).reshape(*lead, THUMB_SIDE, THUMB_SIDE)
+
+
+@lru_cache(maxsize=1)
+def _tilt_projection() -> np.ndarray:
+    """(1024, T * 64) float32: a thumbnail's pixels -> the 8x8 low-frequency DCT block of each of its tilts."""
+    low_of = np.kron(dct_rows(), dct_rows())  # (64, 1024): low.flat = low_of @ pixels.flat
+    sources, weights = _tilt_taps()
+    side = THUMB_SIDE * THUMB_SIDE
+    blocks = []
+    for t in range(len(TILTS)):
+        sampler = np.zeros((side, side))
+        np.add.at(sampler, (np.repeat(np.arange(side), 4), sources[t].ravel()), weights[t].ravel())
+        blocks.append(low_of @ sampler)
+    return np.concatenate(blocks).T.astype(np.float32)
+
+
 def window_codes(thumbs: np.ndarray) -> np.ndarray:
-    """(n, 32, 32) thumbnails -> (n, W, 8) uint8: the pHash of every crop window (all but the whole image)."""
+    """(n, 32, 32) thumbnails -> (n, W, 8) uint8: the pHash of every crop window (all but the whole image), then
+    of every tilt (TILTS)."""
     proj = _dct_rows() @ _resamplers()  # (m, 8, 32): resample a window, then take its low frequencies
     x = _thumbs(thumbs)
     rows = np.einsum("yai,nij->nyaj", proj, x, optimize=True)  # (n, m, 8, 32)
     low = np.einsum("nyaj,xbj->nyxab", rows, proj, optimize=True)  # (n, m, m, 8, 8)
-    codes = _pack(low).reshape(len(x), -1, LOW)
-    return codes[:, 1:]  # window 0 is (whole, whole): the image's own pHash
+    codes = _pack(low).reshape(len(x), -1, LOW)[:, 1:]  # window 0 is (whole, whole): the image's own pHash
+    tilts = _pack((x.reshape(len(x), -1) @ _tilt_projection()).reshape(len(x), len(TILTS), LOW, LOW))
+    return np.concatenate([codes, tilts], axis=1)
 
 
 def window_of(index: int) -> tuple[int, int]:
@@ -133,7 +193,9 @@ def window_of(index: int) -> tuple[int, int]:
 
 def crop_window(thumb: np.ndarray, index: int) -> np.ndarray:
     """The pixels of window `index` of a thumbnail (or a stack of them), resampled to 32x32 (what its window
-    code hashed)."""
+    code hashed): a crop window, or past them a tilt."""
+    if index >= _crop_windows():
+        return tilted(thumb, index - _crop_windows())
     ry, rx = window_of(index)
     r = _resamplers()
     return r[ry] @ np.asarray(thumb, np.float32) @ r[rx].T
@@ -301,7 +363,8 @@ def near_pairs(thumbs: np.ndarray, max_distance: int, *, crops: bool = True, ver
         part = slice(start, start + _VERIFY_CHUNK)
         seen_as, other = _aligned(thumbs, src[part], dst[part], transform[part])
         plain = agreement(seen_as, other)
-        good = (dist[part] <= max_distance) & (plain >= verify)
+        tilt = transform[part] >= len(DIHEDRAL) + _crop_windows()
+        good = (dist[part] <= max_distance) & (plain >= np.where(tilt, max(verify, TILT_AGREEMENT), verify))
         rest = np.flatnonzero(~good & (plain >= _LOCAL_PREFILTER))
         if len(rest):
             good[rest] = local_agreement(seen_as[rest], other[rest]) >= LOCAL_EDIT_AGREEMENT

@@ -183,12 +183,13 @@ def load_or_build_windows(index_dir: str, rev: int, fetch) -> tuple[np.ndarray, 
     """(ids, crop-window codes (n, W, 8)) of every thumbnailed file at catalog revision `rev`: read from
     `windows-<rev>.npz`, or computed from `fetch()` -> (ids, thumbs) and saved (atomically, older ones removed).
     Window hashes cost more than the search they feed on a small index; computed once per revision, not per run."""
-    from .matching import all_window_codes
+    from .matching import all_window_codes, windows_per_image
 
     path = os.path.join(index_dir, f"{WINDOWS_PREFIX}{rev}.npz")
     try:
         with np.load(path) as data:
-            return data["ids"], data["codes"]
+            if data["codes"].shape[1:2] == (windows_per_image(),):  # else written by a simfind with other windows
+                return data["ids"], data["codes"]
     except (OSError, ValueError, KeyError):
         pass
     ids, thumbs = fetch()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import imagehash
 import numpy as np
 import pytest
@@ -151,6 +152,47 @@ def test_dupes_finds_turned_mirrored_and_cropped_copies(tmp_path, cli):
     d = cli.json("dupes")
     assert group_paths(d) == [{"a.jpg", "a_270.jpg", "a_mirror.webp", "a_crop.png", "a_letterbox.jpg"}]
     assert d["groups"][0]["keep"].endswith("a_letterbox.jpg") or d["groups"][0]["keep"].endswith("a.jpg")
+
+
+def _straightened(im: Image.Image, angle: float, cut: float) -> Image.Image:
+    """Turned by `angle` degrees, then cut to hide the turned corners (`cut` of each side), as a photo editor's
+    straighten tool does."""
+    turned = im.rotate(angle, resample=Image.BICUBIC)
+    w, h = im.size
+    return turned.crop((round(w * cut), round(h * cut), round(w * (1 - cut)), round(h * (1 - cut))))
+
+
+def test_straightened_copies_group_with_their_original_and_a_query_finds_it(tmp_path, cli):
+    a = picture(70)
+    photos = tmp_path / "photos"
+    save(a, photos / "a.jpg", quality=92)
+    save(_straightened(a, 3.0, 0.08), photos / "edits" / "a_straight.jpg", quality=88)
+    save(_straightened(a, -4.5, 0.1), photos / "edits" / "a_scan.jpg", quality=85)
+    for seed in (71, 72, 73):
+        save(picture(seed), photos / f"other{seed}.jpg", quality=90)
+    cli("index", photos, "--quiet", "--no-clip")
+    d = cli.json("dupes")
+    assert group_paths(d) == [{"a.jpg", "a_straight.jpg", "a_scan.jpg"}]
+    assert d["groups"][0]["keep"].endswith("a.jpg")
+    top = cli.json("query", str(photos / "edits" / "a_scan.jpg"), "-k", "2")["results"]
+    assert [os.path.basename(r["path"]) for r in top] == ["a_scan.jpg", "a.jpg"]
+
+
+def test_window_codes_from_a_simfind_with_other_windows_are_computed_again(tmp_path, cli):
+    a = picture(74)
+    photos = tmp_path / "photos"
+    save(a, photos / "a.jpg", quality=92)
+    save(_straightened(a, 3.5, 0.1), photos / "a_straight.jpg", quality=88)
+    cli("index", photos, "--quiet", "--no-clip")
+    first = cli.json("dupes")
+    (cache,) = cli.index_dir.glob("windows-*.npz")
+    with np.load(cache) as data:
+        ids, codes = data["ids"], data["codes"]
+    with open(cache, "wb") as fh:  # as an older simfind wrote it: crop windows only, no tilts
+        np.savez(fh, ids=ids, codes=codes[:, :-2])
+    assert cli.json("dupes") == first
+    with np.load(cache) as data:
+        assert data["codes"].shape[1] == windows_per_image()
 
 
 def test_crop_window_hashes_are_cached_per_catalog_revision(tmp_path, cli):
