@@ -76,26 +76,51 @@ def _existing_roots(paths: Iterable[str]) -> list[str]:
     return roots
 
 
-def _lock(index_dir: str, notify: Notify):
-    from filelock import FileLock, Timeout
-
+def _lock(index_dir: str, notify: Notify) -> _WriterLock:
+    """One writer per index: an exclusive SQLite transaction on its own empty database file (LOCK_NAME). SQLite
+    locks portably (POSIX and Windows), in and across processes, and the OS drops the lock of a process that
+    dies; filelock did the same job but its import took ~17 ms of a ~195 ms stat-only re-index."""
     try:
         os.makedirs(index_dir, exist_ok=True)
     except OSError as e:
         raise IndexUnreadable(f"cannot create the index folder {index_dir}: {e.strerror or e}") from None
-    lock = FileLock(os.path.join(index_dir, LOCK_NAME))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    path = os.path.join(index_dir, LOCK_NAME)
+    held = _WriterLock.take(path, 0)
+    if held is None:
         notify(f"waiting for another simfind that is writing {index_dir} ...")
-        try:
-            lock.acquire(timeout=LOCK_TIMEOUT_S)
-        except Timeout:
+        held = _WriterLock.take(path, LOCK_TIMEOUT_S)
+        if held is None:
             raise IndexUnreadable(
                 f"another simfind has been writing {index_dir} for over {LOCK_TIMEOUT_S:.0f}s; "
                 "wait for it to finish or pass another --index"
-            ) from None
-    return lock
+            )
+    return held
+
+
+class _WriterLock:
+    def __init__(self, conn):
+        self._conn = conn
+
+    @classmethod
+    def take(cls, path: str, timeout: float) -> _WriterLock | None:
+        """The lock, or None when another writer still holds it after `timeout` seconds."""
+        import sqlite3
+
+        try:
+            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as e:
+            raise IndexUnreadable(f"cannot open the index lock {path}: {e}") from None
+        try:
+            conn.execute("BEGIN EXCLUSIVE")
+        except sqlite3.OperationalError as e:
+            conn.close()
+            if "locked" in str(e) or "busy" in str(e):
+                return None
+            raise IndexUnreadable(f"cannot lock the index ({path}): {e}") from None
+        return cls(conn)
+
+    def release(self) -> None:
+        self._conn.close()  # ends the transaction, and with it the lock
 
 
 def index(

@@ -207,6 +207,35 @@ def test_an_interrupted_index_keeps_what_it_finished(tmp_path):
     assert re.search(r"; \d+\.\d s -> ", again.stderr), again.stderr  # how long it took
 
 
+_HOLD_LOCK = """
+import sys, time
+from simfind import api
+lock = api._lock(sys.argv[1], print)
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+lock.release()
+"""
+
+
+def test_a_second_writer_waits_for_the_first_and_a_dead_writer_frees_the_index(small_set, tmp_path):
+    idx = str(tmp_path / "idx")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, idx, "2.5"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    started = time.time()
+    done = subprocess.run([*SIMFIND, "index", str(small_set), "--index", idx, "--no-clip"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "waiting for another simfind" in done.stderr and time.time() - started >= 1.5
+    holder.wait(timeout=30)
+    # a writer killed while it holds the lock (kill -9, a crash) leaves nothing behind that blocks the next one
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, idx, "60"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait(timeout=30)
+    again = subprocess.run([*SIMFIND, "index", str(small_set), "--index", idx, "--no-clip"], capture_output=True, text=True,
+                           timeout=60)
+    assert again.returncode == 0 and "waiting" not in again.stderr, again.stderr
+
+
 def test_two_processes_on_one_index_do_not_corrupt_it(small_set, tmp_path):
     for k in range(40):
         save(picture(100 + k, (320, 240)), small_set / "more" / f"m{k}.jpg")
