@@ -261,7 +261,8 @@ _WINDOW_CHUNK = 2048  # images per batch of window hashes (bounds memory: about 
 @dataclass(frozen=True)
 class Candidates:
     """Candidate pairs as columns: image `dst` looks like image `src` seen through `transform` (0-7: rotation or
-    mirror number, as in DIHEDRAL; 8 on: crop window `transform - 8` of src), at pHash distance `distance`."""
+    mirror number, as in DIHEDRAL; 8 on: window `transform - 8` of src, a crop window or past them a tilt), at pHash
+    distance `distance`."""
 
     src: np.ndarray
     dst: np.ndarray
