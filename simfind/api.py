@@ -102,7 +102,7 @@ class _WriterLock:
         self._conn = conn
 
     @classmethod
-    def take(cls, path: str, timeout: float) -> _WriterLock | None:
+    def take(cls, path: str, timeout: float, *, again: bool = True) -> _WriterLock | None:
         """The lock, or None when another writer still holds it after `timeout` seconds."""
         import sqlite3
 
@@ -117,6 +117,15 @@ class _WriterLock:
             if "locked" in str(e) or "busy" in str(e):
                 return None
             raise IndexUnreadable(f"cannot lock the index ({path}): {e}") from None
+        except sqlite3.DatabaseError as e:  # the file is not SQLite's (something else wrote it): no one can hold it
+            conn.close()
+            if not again:
+                raise IndexUnreadable(f"cannot lock the index ({path}): {e}; delete that file") from None
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            return cls.take(path, timeout, again=False)
         return cls(conn)
 
     def release(self) -> None:

@@ -236,6 +236,17 @@ def test_a_second_writer_waits_for_the_first_and_a_dead_writer_frees_the_index(s
     assert again.returncode == 0 and "waiting" not in again.stderr, again.stderr
 
 
+def test_a_lock_file_that_is_not_sqlites_does_not_block_indexing(small_set, tmp_path):
+    """An empty lock file (as older simfinds left it) or one something else overwrote is taken over."""
+    from simfind import api
+
+    for content in (b"", b"not a database, whatever wrote it"):
+        idx = tmp_path / f"idx{len(content)}"
+        idx.mkdir()
+        (idx / api.LOCK_NAME).write_bytes(content)
+        assert api.index([str(small_set)], index_dir=str(idx)).added == 3
+
+
 def test_two_processes_on_one_index_do_not_corrupt_it(small_set, tmp_path):
     for k in range(40):
         save(picture(100 + k, (320, 240)), small_set / "more" / f"m{k}.jpg")
