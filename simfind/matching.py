@@ -276,7 +276,11 @@ class Candidates:
 def _closest_per_pair(src: np.ndarray, dst: np.ndarray, distance: np.ndarray) -> np.ndarray:
     """Row numbers of the smallest distance of each unordered pair {src, dst}."""
     n = int(max(src.max(), dst.max())) + 1
-    key = np.minimum(src, dst) * n + np.maximum(src, dst)
+    return _closest_per_key(np.minimum(src, dst) * n + np.maximum(src, dst), distance)
+
+
+def _closest_per_key(key: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """Row numbers of the smallest distance of each key."""
     order = np.lexsort((distance, key))
     first = np.ones(len(order), bool)
     first[1:] = key[order][1:] != key[order][:-1]
@@ -494,10 +498,7 @@ def rank(query_thumb: np.ndarray, thumbs: np.ndarray, k: int,
     row, dist, transform = (np.concatenate(c) for c in zip(*found))
     ok = row >= 0
     row, dist, transform = row[ok], dist[ok], transform[ok]
-    order = np.lexsort((dist, row))
-    first = np.ones(len(order), bool)
-    first[1:] = row[order][1:] != row[order][:-1]
-    best = order[first]  # each image's closest match
+    best = _closest_per_key(row, dist)  # each image's closest match
     row, dist, transform = row[best], dist[best], transform[best]
     near = np.flatnonzero(dist <= np.sort(dist)[min(k, len(dist)) - 1])  # the top k, and all tied with the last
     row, dist, transform = row[near], dist[near], transform[near]
