@@ -55,13 +55,16 @@ def _read(ref: FileRef) -> bytes | Failure:
 def _unhashed(ref: FileRef, data: bytes, clip: Preprocess | None) -> Result:
     """Everything but the pHash, which _with_phashes computes for a whole chunk at once."""
     from .decode import DecodeError, decode
-    from .embed import prepare
 
     draft_size = max(HASH_DRAFT_SIZE, clip.size) if clip else HASH_DRAFT_SIZE
     try:
         decoded = decode(data, draft_size, grey=clip is None)
         thumb, share, frame = trimmed_thumbnail(decoded.image)
-        pixels = prepare(decoded.image, clip) if clip else None
+        pixels = None
+        if clip:
+            from .embed import prepare  # hash-only workers never load embed (or what it imports)
+
+            pixels = prepare(decoded.image, clip)
     except DecodeError as e:
         return Failure(ref, str(e))
     except Exception as e:  # a bad file must never stop a run: record it with what went wrong
