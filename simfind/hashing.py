@@ -150,10 +150,18 @@ def perceptual_hashes(thumbs: list[bytes]) -> list[bytes]:
     pixels = np.frombuffer(b"".join(thumbs), dtype=np.uint8).reshape(len(thumbs), side, side)
     d = dct_rows()
     low = (d @ pixels.astype(np.float64) @ d.T).reshape(len(thumbs), -1)
-    med = np.median(low, axis=1, keepdims=True)
-    codes = np.packbits(low > med, axis=1)
+    codes, med = median_codes(low)
     tied = np.abs(low - med).min(axis=1) <= _TIE * np.abs(low).max(axis=1)
     return [perceptual_hash(pixels[i]) if tied[i] else codes[i].tobytes() for i in range(len(thumbs))]
+
+
+def median_codes(low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 64) low-frequency DCT coefficients -> ((..., 8) uint8 codes, (..., 1) medians): a bit is set where a
+    coefficient is above its block's median (imagehash's pHash rule)."""
+    import numpy as np
+
+    med = np.median(low, axis=-1, keepdims=True)
+    return np.packbits(low > med, axis=-1), med
 
 
 @lru_cache(maxsize=1)

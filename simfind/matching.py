@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .hashing import HASH_SIDE, THUMB_SIDE, dct_rows
+from .hashing import HASH_SIDE, THUMB_SIDE, dct_rows, median_codes
 
 LOW = HASH_SIDE  # the 8x8 low-frequency DCT block
 # crop windows per axis: (start, length) as fractions of the side. Three lengths (72%, 80%, 88%) at steps of 8%,
@@ -32,9 +32,7 @@ def _dct_rows() -> np.ndarray:
 
 def _pack(low: np.ndarray) -> np.ndarray:
     """(..., 8, 8) DCT blocks -> (..., 8) uint8 codes: bit set where the coefficient is above the block's median."""
-    flat = low.reshape(*low.shape[:-2], LOW * LOW)
-    med = np.median(flat, axis=-1, keepdims=True)
-    return np.packbits(flat > med, axis=-1)
+    return median_codes(low.reshape(*low.shape[:-2], LOW * LOW))[0]
 
 
 def _thumbs(thumbs: np.ndarray) -> np.ndarray:
