@@ -113,7 +113,7 @@ def main() -> int:
         import faiss
 
         from simfind.api import _query_features
-        from simfind.vectors import build, search
+        from simfind.knn import build, search
 
         # synthetic, but clustered as real embeddings are (2,000 centres): uniform random vectors would be the
         # worst case for an IVF index and unlike any photo collection

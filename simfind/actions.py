@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 from .errors import SimfindError, UsageError
 from .hashing import content_hash
+from .options import check_action
 from .records import ActionReport, ActionStep, Group, IndexedFile
 
-ACTIONS = ("move", "hardlink", "symlink", "delete")
 _TMP_SUFFIX = ".simfind-tmp"
 
 
@@ -51,10 +51,7 @@ def changed(f: IndexedFile) -> str | None:
 def act(groups: Sequence[Group], action: str, *, to: str | None = None, dry_run: bool = False,
         log: str | None = None, on_step: Callable[[ActionStep], None] = lambda s: None) -> ActionReport:
     """Apply `action` to every file of each group except its keeper (members[0])."""
-    if action not in ACTIONS:
-        raise UsageError(f"--action must be one of {', '.join(ACTIONS)}, not {action!r}")
-    if (action == "move") != (to is not None):
-        raise UsageError("--action move needs --to DIR" if action == "move" else "--to is only for --action move")
+    check_action(action, to)
     if not dry_run and not log:
         raise UsageError("acting needs a log to undo from: pass --log FILE")
     base = _common_base(groups)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from enum import Enum
@@ -16,6 +15,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .errors import SimfindError, UsageError
+from .options import ACTIONS, BY, DEVICES, FORMATS, INFO_FORMATS, PRECISIONS, check_action
 
 _DEBUG_ENV = "SIMFIND_DEBUG"
 
@@ -76,30 +76,17 @@ app = typer.Typer(
 )
 
 
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-    html = "html"
+def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A str Enum of the library's choices (options.py), which typer shows and checks."""
+    return Enum(name, [(v.replace("-", "_"), v) for v in values], type=str)
 
 
-class InfoFormat(str, Enum):
-    table = "table"
-    json = "json"
-
-
-class Action(str, Enum):
-    move = "move"
-    hardlink = "hardlink"
-    symlink = "symlink"
-    delete = "delete"
-
-
-class By(str, Enum):
-    auto = "auto"
-    exact = "exact"
-    hash = "hash"
-    clip = "clip"
+Format = _choices("Format", FORMATS)
+InfoFormat = _choices("InfoFormat", INFO_FORMATS)
+Action = _choices("Action", ACTIONS)
+By = _choices("By", BY)
+Device = _choices("Device", DEVICES)
+Precision = _choices("Precision", PRECISIONS)
 
 
 def _default_index() -> str:
@@ -128,13 +115,6 @@ WorkersOpt = Annotated[
 ]
 
 
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
-
-
 ModelOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -145,12 +125,6 @@ ModelOpt = Annotated[
     ),
 ]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where CLIP runs.")]
-
-
-class Precision(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
 
 
 PrecisionOpt = Annotated[
@@ -239,21 +213,12 @@ def _write_output(text: str, output: Optional[Path]) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    from .atomic import write_text_atomically
+
     target = output.expanduser().resolve()
     if not target.parent.is_dir():
         raise UsageError(f"cannot write {output}: folder {target.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # a report is an ordinary file, not a private temp file
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomically(str(target), text)
 
 
 def _render_table(draw, output: Optional[Path]) -> None:
@@ -392,8 +357,7 @@ def dupes_cmd(
 
     if action is None and (to or dry_run or log or yes):
         raise UsageError("--to, --dry-run, --yes and --log go with --action")
-    if action is not None and (action is Action.move) != (to is not None):
-        raise UsageError("--action move needs --to DIR" if action is Action.move else "--to is only for --action move")
+    check_action(action.value if action is not None else None, str(to) if to is not None else None)
 
     index_dir = str(index or _default_index())
     with _progress(quiet) as progress:

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import SimfindError, UsageError
+from .errors import ModelUnavailable, UsageError
+from .options import PRECISIONS, check_choice
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
 HUB_HOST = ("huggingface.co", 443)
 HUB_PROBE_TIMEOUT_S = 2.0
-
-
-class ModelUnavailable(SimfindError):
-    """The model's weights cannot be had (offline, not cached, folder missing)."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +198,31 @@ class ClipModel:
         return feats.cpu().numpy().astype(np.float32, copy=False)
 
 
+class LazyModel:
+    """A model spec, loaded on first use: a re-index with nothing to embed never imports torch. Where the weights
+    cannot be had, get() says so through `notify` once and returns None (hashes only), unless `require`."""
+
+    def __init__(self, spec: str, *, require: bool = False, device: str = "auto", precision: str = "auto",
+                 threads: int | None = None, notify=lambda message: None):
+        self.spec = canonical(spec)
+        self._load = dict(spec=spec, device=device, precision=precision, threads=threads)
+        self._require = require
+        self._notify = notify
+        self._model: ClipModel | None = None
+        self._tried = False
+
+    def get(self) -> ClipModel | None:
+        if not self._tried:
+            self._tried = True
+            try:
+                self._model = load(**self._load)
+            except ModelUnavailable as e:
+                if self._require:
+                    raise
+                self._notify(f"warning: {e}; indexing hashes only")
+        return self._model
+
+
 def cpu_has_bf16() -> bool:
     """AVX512-BF16 or AMX-BF16 (reported by bench/bench_clip.py next to the bf16 figures)."""
     try:
@@ -211,7 +233,6 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
 # bf16 is kept only where it agrees with fp32 this closely on the probe batch (cosine of each embedding)
 MIN_BF16_AGREEMENT = 0.999
 
@@ -221,8 +242,7 @@ def pick_precision(precision: str, device: str) -> str:
     keeps it only if it agrees with fp32 on a probe batch. Measured with bench/bench_clip.py on a 2-core AVX512-BF16 EPYC:
     open_clip's bf16 weights (LayerNorm kept fp32) run ViT-B-32 2.2-2.5x faster than fp32 at batch 32 and
     2.0x at batch 1, with cosine >= 0.9999 to fp32 (torch autocast was 0.76x: it casts on every op)."""
-    if precision not in PRECISIONS:
-        raise UsageError(f"--precision must be auto, fp32 or bf16, not {precision!r}")
+    check_choice("--precision", precision, PRECISIONS)
     if precision != "auto":
         return precision
     import torch

@@ -21,3 +21,13 @@ class IndexMissing(SimfindError):
 
 class IndexUnreadable(SimfindError):
     """The index exists but cannot be read (corrupt, newer schema, locked for too long)."""
+
+
+class ModelUnavailable(SimfindError):
+    """The CLIP model's weights cannot be had (offline, not cached, folder missing)."""
+
+
+class Interrupted(SimfindError):
+    """Ctrl-C during indexing. What finished is committed."""
+
+    exit_code = 130

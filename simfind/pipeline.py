@@ -140,6 +140,14 @@ def default_workers() -> int:
 IN_PROCESS_BYTES = 16 << 20
 
 
+def clip_workers(device: str) -> int:
+    """Decode workers beside a CLIP model: on the CPU the model takes every core and decoding needs a small share
+    (a draft decode costs a few ms a photo against tens of core-ms for a ViT-B-32 forward, bench/bench_clip.py);
+    a GPU forward is faster than decoding, so there every core but the one feeding the GPU decodes."""
+    cores = default_workers()
+    return max(1, cores // 4) if device == "cpu" else max(1, cores - 1)
+
+
 def make_runner(workers: int | None, overlap: bool = False, work_bytes: int | None = None) -> Runner:
     """Worker processes, or the caller's own process for one worker, or for less than IN_PROCESS_BYTES of files
     (`work_bytes`) when `workers` is None. `overlap`: the caller has work of its own (a CLIP forward pass) that

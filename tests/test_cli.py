@@ -209,8 +209,8 @@ def test_an_interrupted_index_keeps_what_it_finished(tmp_path):
 
 _HOLD_LOCK = """
 import sys, time
-from simfind import api
-lock = api._lock(sys.argv[1], print)
+from simfind.lock import writer_lock
+lock = writer_lock(sys.argv[1], print)
 print("held", flush=True)
 time.sleep(float(sys.argv[2]))
 lock.release()
@@ -239,11 +239,12 @@ def test_a_second_writer_waits_for_the_first_and_a_dead_writer_frees_the_index(s
 def test_a_lock_file_that_is_not_sqlites_does_not_block_indexing(small_set, tmp_path):
     """An empty lock file (as older simfinds left it) or one something else overwrote is taken over."""
     from simfind import api
+    from simfind.lock import LOCK_NAME
 
     for content in (b"", b"not a database, whatever wrote it"):
         idx = tmp_path / f"idx{len(content)}"
         idx.mkdir()
-        (idx / api.LOCK_NAME).write_bytes(content)
+        (idx / LOCK_NAME).write_bytes(content)
         assert api.index([str(small_set)], index_dir=str(idx)).added == 3
 
 

@@ -247,39 +247,57 @@ def _clustered(n: int, dim: int = 16, seed: int = 0):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def test_big_vector_sets_get_an_ivf_index_that_finds_what_exact_search_finds(tmp_path, monkeypatch):
+def test_big_vector_sets_get_an_ivf_index_that_finds_what_exact_search_finds(monkeypatch):
     import faiss
     import numpy as np
 
-    from simfind import vectors
+    from simfind import knn
 
-    monkeypatch.setattr(vectors, "IVF_FROM", 3000)  # the real crossover is 50k vectors; same code path
+    monkeypatch.setattr(knn, "IVF_FROM", 3000)  # the real crossover is 50k vectors; same code path
     x = _clustered(4000)
     ids = np.arange(10, 4010, dtype=np.int64)
-    index = vectors.load_or_build(str(tmp_path), 1, lambda: (ids, x))
+    index = knn.build(ids, x)
     assert isinstance(index, faiss.IndexIVFFlat)
     queries = x[:50] + 0.05 * np.random.default_rng(1).standard_normal((50, 16)).astype(np.float32)
     flat = faiss.IndexFlatIP(16)
     flat.add(x)
     _s, want = flat.search(queries, 5)
-    hits = [len(set(vectors.search(index, q[None], 5)[1][0]) & set(ids[w])) for q, w in zip(queries, want)]
+    hits = [len(set(knn.search(index, q[None], 5)[1][0]) & set(ids[w])) for q, w in zip(queries, want)]
     assert sum(hits) / (5 * len(queries)) >= 0.95
-    assert vectors.search(index, x[7:8], 1)[1][0][0] == 17  # a stored vector finds its own catalog id
+    assert knn.search(index, x[7:8], 1)[1][0][0] == 17  # a stored vector finds its own catalog id
 
-    # the next revision (a few more files) re-uses the trained centroids and reads back from its file
+    # the next revision (a few more files) re-uses the trained centroids
     more = np.concatenate([x, _clustered(100, seed=2)])
-    more_ids = np.arange(10, 4110, dtype=np.int64)
-    again = vectors.load_or_build(str(tmp_path), 2, lambda: (more_ids, more))
+    again = knn.build(np.arange(10, 4110, dtype=np.int64), more, previous=index)
     assert again.ntotal == 4100 and again.nlist == index.nlist
     assert np.array_equal(again.quantizer.reconstruct_n(0, again.nlist), index.quantizer.reconstruct_n(0, index.nlist))
-    assert sorted(os.listdir(tmp_path)) == ["clip-2.faiss"]
-    assert vectors.load_or_build(str(tmp_path), 2, lambda: pytest.fail("rebuilt")).ntotal == 4100
+
+
+def test_the_clip_index_file_follows_the_catalog_revision(pics, cli, tiny, monkeypatch):
+    """One clip-<rev>.faiss beside the catalog, rebuilt when the catalog moves on, read back when it has not,
+    and rebuilt from the catalog when the file is damaged."""
+    from simfind import knn
+    from simfind.store import IndexDir
+
+    monkeypatch.setattr(knn, "IVF_FROM", 2)
+    cli("index", pics, "--model", tiny, "--quiet")
+    first = sorted(n for n in os.listdir(cli.index_dir) if n.startswith("clip-"))
+    assert len(first) == 1
+    (pics / "p2.jpg").unlink()
+    cli("index", pics, "--model", tiny, "--quiet")
+    second = sorted(n for n in os.listdir(cli.index_dir) if n.startswith("clip-"))
+    assert len(second) == 1 and second != first
+    (cli.index_dir / second[0]).write_bytes(b"damaged")
+    with IndexDir.open(str(cli.index_dir)) as idx:
+        assert idx.vectors().ntotal == idx.catalog.counts()["embedded"]
+    d = cli.json("query", pics / "p3.jpg", "-k", "1")
+    assert d["results"][0]["path"] == str(pics / "p3.jpg")
 
 
 def test_query_through_an_ivf_index(pics, cli, tiny, monkeypatch):
-    from simfind import vectors
+    from simfind import knn
 
-    monkeypatch.setattr(vectors, "IVF_FROM", 2)
+    monkeypatch.setattr(knn, "IVF_FROM", 2)
     cli("index", pics, "--model", tiny, "--quiet")
     d = cli.json("query", pics / "p3.jpg", "-k", "2")
     assert d["results"][0]["path"] == str(pics / "p3.jpg")

@@ -10,16 +10,8 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from simfind.decode import decode
 from simfind.hashing import content_box, perceptual_hash, perceptual_hashes, thumbnail
-from simfind.matching import (
-    DIHEDRAL,
-    best_distance,
-    crop_window,
-    near_pairs,
-    orient,
-    orientation_codes,
-    window_codes,
-    windows_per_image,
-)
+from simfind.verify import best_distance, near_pairs
+from simfind.windows import DIHEDRAL, crop_window, orient, orientation_codes, window_codes, windows_per_image
 
 from .conftest import SHARED_DATA, group_paths, picture, save
 
@@ -128,7 +120,7 @@ def test_distinct_pictures_do_not_pair_even_at_a_loose_threshold():
 
 
 def test_star_groups_keep_edited_copies_together_without_chaining():
-    from simfind.group import star_groups
+    from simfind.grouping import star_groups
 
     # 0 is an original; 1..3 are edits of it that do not match each other; 4 only matches edit 3
     groups = star_groups(5, [(0, 1, 0.9), (0, 2, 0.9), (0, 3, 0.9), (3, 4, 0.9)])
@@ -257,7 +249,7 @@ def test_big_collections_search_crop_windows_and_rotations_through_an_ivf_index(
     """Above BINARY_IVF_FROM window codes (about 18,000 images), and for rotations and mirrors above
     ORIENT_IVF_FROM images, the range searches are approximate; forced on a small set, they find the same groups
     as the exact search."""
-    from simfind import matching, vectors
+    from simfind import candidates, knn
 
     photos = tmp_path / "photos"
     for seed in range(60, 72):
@@ -271,8 +263,8 @@ def test_big_collections_search_crop_windows_and_rotations_through_an_ivf_index(
     cli("index", photos, "--quiet", "--no-clip")
     exact = sorted(map(sorted, group_paths(cli.json("dupes"))))
     assert len(exact) == 13 and ["p72.jpg", "p72_logo.jpg"] in exact
-    monkeypatch.setattr(vectors, "BINARY_IVF_FROM", 100)
-    monkeypatch.setattr(matching, "ORIENT_IVF_FROM", 2)
+    monkeypatch.setattr(knn, "BINARY_IVF_FROM", 100)
+    monkeypatch.setattr(candidates, "ORIENT_IVF_FROM", 2)
     assert sorted(map(sorted, group_paths(cli.json("dupes")))) == exact
 
 
@@ -309,7 +301,7 @@ def test_a_logo_on_a_letterbox_bar_still_groups_with_the_clean_copy_and_nothing_
 def test_frame_candidates_that_all_fail_the_check_give_no_pairs():
     """Two whole frames that hash alike around different pictures: a candidate that fails before the local check
     (a chunk with nothing left to check locally must not break the search)."""
-    from simfind.matching import frame_pairs
+    from simfind.verify import frame_pairs
 
     frame = thumbnail(picture(43))
     inside = thumbnail(picture(44))  # what image 0 shows inside its (trimmed) box: another picture
@@ -321,7 +313,7 @@ def test_frame_candidates_that_all_fail_the_check_give_no_pairs():
 def test_query_ranks_a_better_agreeing_image_first_among_equal_hashes():
     """pHash distances are even and often tie; among images at the same distance the one whose pixels agree
     with the query comes first, not the one that happens to come first in the index."""
-    from simfind.matching import rank
+    from simfind.rank import rank
 
     query = thumbnail(picture(50)).astype(np.int16)
     checker = (np.indices((32, 32)).sum(axis=0) % 2) * 60 - 30  # high frequencies only: pHash cannot see them

@@ -1,0 +1,111 @@
+"""Indexed files -> verified similar pairs, from every signal the index has, and the similarity of any two files.
+
+Signals: the perceptual hash of thumbnails over rotations, mirrors, crop windows, tilts and whole frames (found by
+candidates.py, checked by verify.py), and the cosine of CLIP embeddings where the index has them. Rows from an
+index older than the thumbnail are matched upright by their stored pHash alone until they are indexed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from .hashing import max_distance, similarity, similarity_of_distance
+from .records import IndexedFile
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# Chosen on ../shared/data/labelled and bench/bench_quality.py (README, "Choosing the threshold").
+DEFAULT_HASH_THRESHOLD = 0.9
+# Where published CLIP near-duplicate work (e.g. LAION's dedup) starts; not yet checked against real weights.
+DEFAULT_CLIP_THRESHOLD = 0.95
+
+Pair = tuple[int, int, float]  # (i, j, similarity): positions in the list of files given
+WindowLookup = Callable[[list[int]], "np.ndarray | None"]  # catalog ids -> cached window codes, or None
+
+
+def window_codes(files: Sequence[IndexedFile], lookup: WindowLookup | None = None) -> dict[bytes, np.ndarray]:
+    """content hash -> crop-window codes (W, 8) of each file with a thumbnail: from `lookup` (the index's cache)
+    where it has them all, else computed from the thumbnails. Computed once per report, used for both the pair
+    search and each member's similarity to its keeper."""
+    import numpy as np
+
+    from .windows import all_window_codes
+
+    files = [f for f in files if f.thumb]
+    if not files:
+        return {}
+    codes = lookup([f.id for f in files]) if lookup else None
+    if codes is None:
+        codes = all_window_codes(np.frombuffer(b"".join(f.thumb for f in files), dtype=np.uint8))
+    return {f.content_hash: c for f, c in zip(files, codes)}
+
+
+def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, np.ndarray]) -> list[Pair]:
+    """Verified perceptual pairs at or above `threshold`: any rotation or mirror, crops, tilts, whole frames;
+    upright pHash alone for rows without a thumbnail. `win`: window_codes() of `files`."""
+    import numpy as np
+
+    from .knn import binary_range
+    from .verify import frame_pairs, near_pairs
+
+    max_dist = max_distance(threshold)
+    with_thumb = [k for k, f in enumerate(files) if f.thumb]
+    thumbs = np.frombuffer(b"".join(files[k].thumb for k in with_thumb), dtype=np.uint8)
+    codes = np.stack([win[files[k].content_hash] for k in with_thumb]) if with_thumb else None
+    found = near_pairs(thumbs, max_dist, windows=codes)
+    framed = [r for r, k in enumerate(with_thumb) if files[k].frame]
+    if framed:
+        from .hashing import unpack_frames
+
+        fulls, boxes = unpack_frames([files[with_thumb[r]].frame for r in framed])
+        found += frame_pairs(thumbs, np.array(framed), fulls, boxes, max_dist)
+    pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d)) for i, j, d in found]
+    old = [k for k, f in enumerate(files) if not f.thumb]
+    if old:
+        codes = np.frombuffer(b"".join(f.phash for f in files), dtype=np.uint8).reshape(len(files), -1)
+        q, ids, dist = binary_range(codes, codes[old], max_dist)
+        pairs += [(old[a], b, similarity_of_distance(d)) for a, b, d in zip(q.tolist(), ids.tolist(), dist.tolist())
+                  if old[a] != b]
+    return pairs
+
+
+def clip_pairs(files: Sequence[IndexedFile], vectors: dict[int, np.ndarray], threshold: float) -> list[Pair]:
+    """Pairs of files whose CLIP embeddings (`vectors`, by catalog id) have a cosine at or above `threshold`."""
+    import numpy as np
+
+    from .knn import cosine_pairs
+
+    with_vec = [k for k, f in enumerate(files) if f.id in vectors]
+    if len(with_vec) < 2:
+        return []
+    mat = np.stack([vectors[files[k].id] for k in with_vec])
+    return [(with_vec[i], with_vec[j], s) for i, j, s in cosine_pairs(mat, threshold)]
+
+
+class Similarity:
+    """The similarity of two files as a report shows it: 1.0 for the same bytes, else the CLIP cosine where both
+    have an embedding (`vectors`), else the closest pHash match over every transform the search allows."""
+
+    def __init__(self, vectors: dict[int, np.ndarray] | None = None, win: dict[bytes, np.ndarray] | None = None):
+        self._vectors = vectors or {}
+        self._win = win or {}
+
+    def __call__(self, a: IndexedFile, b: IndexedFile) -> float:
+        if a.content_hash == b.content_hash:
+            return 1.0
+        va, vb = self._vectors.get(a.id), self._vectors.get(b.id)
+        if va is not None and vb is not None:
+            return float(min(1.0, max(-1.0, va @ vb)))
+        return self.by_hash(a, b)
+
+    def by_hash(self, a: IndexedFile, b: IndexedFile) -> float:
+        if not (a.thumb and b.thumb):
+            return similarity(a.phash, b.phash)
+        from .verify import best_distance, frame_distance
+
+        distance = best_distance(a.thumb, b.thumb, self._win.get(a.content_hash), self._win.get(b.content_hash))
+        if a.frame or b.frame:  # a trimmed image may match only as a whole frame (verify.frame_pairs)
+            distance = min(distance, frame_distance(a.thumb, a.frame, b.thumb, b.frame))
+        return similarity_of_distance(distance)

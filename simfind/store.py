@@ -1,0 +1,166 @@
+"""An index folder, opened once per command: its catalog, the writer lock, and the derived files beside them.
+
+The catalog (SQLite) is the source of truth. Beside it, files derived from it are kept per catalog revision
+(`meta.embeddings_rev`, bumped by every write that changes a vector or a thumbnail): the CLIP index
+`clip-<rev>.faiss` and the crop-window codes `windows-<rev>.npz`. Each is written atomically, older revisions
+are dropped, and one that is missing, behind or unreadable is rebuilt from the catalog; in a read-only folder
+it is rebuilt in memory and not saved.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .atomic import write_atomically
+from .catalog import Catalog
+from .lock import WriterLock, writer_lock
+
+if TYPE_CHECKING:
+    import numpy as np
+
+VECTOR_PREFIX = "clip-"
+VECTOR_SUFFIX = ".faiss"
+WINDOWS_PREFIX = "windows-"
+WINDOWS_SUFFIX = ".npz"
+
+
+class IndexDir:
+    """Use as a context manager: `with IndexDir.open(path) as idx: idx.catalog ...`."""
+
+    def __init__(self, path: str, catalog: Catalog, lock: WriterLock | None):
+        self.path = path
+        self.catalog = catalog
+        self._lock = lock
+        self._windows: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def open(cls, path: str, *, write: bool = False, notify: Callable[[str], None] = lambda m: None) -> IndexDir:
+        """For reading (the index must exist), or for writing (created where missing, after taking the writer
+        lock, which it holds until close())."""
+        if not write:
+            return cls(path, Catalog.open(path, create=False), None)
+        lock = writer_lock(path, notify)
+        try:
+            return cls(path, Catalog.open(path, create=True), lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    def close(self) -> None:
+        self.catalog.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> IndexDir:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def revision(self) -> int:
+        return self.catalog.embeddings_rev()
+
+    def bytes_on_disk(self) -> int:
+        size = 0
+        for entry in os.scandir(self.path):
+            if entry.is_file(follow_symlinks=False):
+                size += entry.stat().st_size
+        return size
+
+    # -- the CLIP index ----------------------------------------------------------------------------------------
+
+    def vectors(self):
+        """The FAISS index of every embedding at this revision, keyed by catalog file id."""
+        from .knn import IVF_FROM, build, read_index, write_index
+
+        path = self._derived(VECTOR_PREFIX, VECTOR_SUFFIX)
+        if os.path.exists(path):
+            index = read_index(path)
+            if index is not None:
+                return index  # else unreadable: rebuilt from the catalog
+        ids, vecs = self.catalog.embeddings()
+        index = build(ids, vecs, previous=self._previous_vectors(path) if len(ids) >= IVF_FROM else None)
+        self._save(path, VECTOR_PREFIX, lambda tmp: write_index(index, tmp))
+        return index
+
+    def _previous_vectors(self, current: str):
+        """The newest older revision's CLIP index, if one is on disk (its IVF centroids can be reused)."""
+        from .knn import read_index
+
+        older = []
+        for name in os.listdir(self.path):
+            if name.startswith(VECTOR_PREFIX) and name.endswith(VECTOR_SUFFIX):
+                try:
+                    older.append((int(name[len(VECTOR_PREFIX) : -len(VECTOR_SUFFIX)]), name))
+                except ValueError:
+                    continue
+        for _rev, name in sorted(older, reverse=True):
+            if os.path.join(self.path, name) != current:
+                return read_index(os.path.join(self.path, name))
+        return None
+
+    # -- crop-window codes -------------------------------------------------------------------------------------
+
+    def window_codes(self, ids) -> np.ndarray | None:
+        """The crop-window codes (len(ids), W, 8) of files by catalog id, from the revision's cache (computed once
+        per revision: window hashes cost more than the search they feed); None when the catalog moved on under
+        a reader and the cache lacks some (the caller computes them from the thumbnails)."""
+        import numpy as np
+
+        all_ids, codes = self._all_window_codes()
+        row = {int(i): r for r, i in enumerate(all_ids.tolist())}
+        if not all(int(i) in row for i in ids):
+            return None
+        return codes[np.fromiter((row[int(i)] for i in ids), dtype=np.int64, count=len(ids))]
+
+    def _all_window_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
+        from .windows import all_window_codes, windows_per_image
+
+        rev = self.revision
+        if self._windows is not None and self._windows[0] == rev:
+            return self._windows[1], self._windows[2]
+        path = self._derived(WINDOWS_PREFIX, WINDOWS_SUFFIX)
+        loaded = None
+        try:
+            with np.load(path) as data:
+                if data["codes"].shape[1:2] == (windows_per_image(),):  # else written by a simfind with other windows
+                    loaded = data["ids"], data["codes"]
+        except (OSError, ValueError, KeyError):
+            pass
+        if loaded is None:
+            ids, thumbs = self.catalog.thumbs()
+            loaded = ids, all_window_codes(thumbs)
+            self._save(path, WINDOWS_PREFIX, lambda tmp: _savez(tmp, ids=loaded[0], codes=loaded[1]))
+        self._windows = (rev, *loaded)
+        return loaded
+
+    # -- derived files -----------------------------------------------------------------------------------------
+
+    def _derived(self, prefix: str, suffix: str) -> str:
+        return os.path.join(self.path, f"{prefix}{self.revision}{suffix}")
+
+    def _save(self, path: str, prefix: str, write: Callable[[str], None]) -> None:
+        """Write a derived file atomically and drop its older revisions; in a read-only folder, skip it."""
+        try:
+            write_atomically(path, write)
+        except OSError:
+            return  # a read-only index still answers; it recomputes next time
+        for name in os.listdir(self.path):
+            if name.startswith(prefix) and os.path.join(self.path, name) != path:
+                try:
+                    os.unlink(os.path.join(self.path, name))
+                except OSError:
+                    pass
+
+
+def _savez(path: str, **arrays) -> None:
+    import numpy as np
+
+    with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a bare temp name
+        np.savez(fh, **arrays)
