@@ -4,9 +4,9 @@ BIN := $(VENV)/bin
 
 .PHONY: install test bench clean
 
-# An editable install leaves simfind's own modules uncompiled, and where PYTHONDONTWRITEBYTECODE is set (this
-# machine sets it) every command would compile them again (~25 ms a start, ~10 in each worker): compile them
-# once, as installing a wheel does. `make bench` compiles again, for sources changed since.
+# An editable install leaves simfind's own modules uncompiled, and where PYTHONDONTWRITEBYTECODE is set every
+# command (and every decode worker) would compile them again at start: compile them once, as installing a wheel
+# does. `make bench` compiles again, for sources changed since.
 install:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

@@ -10,7 +10,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-
 from typing import TYPE_CHECKING
 
 from .errors import IndexMissing, IndexUnreadable

@@ -69,8 +69,8 @@ def decode(data: bytes, draft_size: int, *, grey: bool = False) -> Decoded:
 
 @lru_cache(maxsize=1)
 def _register_heif() -> None:
-    """pillow-heif's openers, registered on the first HEIF/AVIF file: importing it costs every decode worker
-    ~30 ms at start, and most folders hold none."""
+    """pillow-heif's openers, registered on the first HEIF/AVIF file: importing it slows every decode worker's
+    start, and most folders hold none."""
     try:
         import pillow_heif
 

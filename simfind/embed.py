@@ -61,7 +61,7 @@ def prepare(image: Image.Image, pp: Preprocess) -> np.ndarray:
         canvas.paste(im, ((s - im.width) // 2, (s - im.height) // 2))
         return np.asarray(canvas, dtype=np.uint8)
     # shortest side to s (torchvision Resize(int)), then centre crop: the crop box is resized directly, which
-    # is the same up to rounding and 1.7x faster than resizing the whole picture first
+    # is the same up to rounding and cheaper than resizing the whole picture first
     if w <= h:
         nw, nh = s, int(s * h / w)
     else:
@@ -140,7 +140,7 @@ def pick_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available")
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("--device mps: MPS is not available on this machine")
+        raise UsageError("--device mps: MPS is not available")
     return device
 
 
@@ -239,9 +239,9 @@ MIN_BF16_AGREEMENT = 0.999
 
 def pick_precision(precision: str, device: str) -> str:
     """"auto" picks bf16 where the hardware runs it natively (AVX512-BF16/AMX CPUs, CUDA with bf16); load() then
-    keeps it only if it agrees with fp32 on a probe batch. Measured with bench/bench_clip.py on a 2-core AVX512-BF16 EPYC:
-    open_clip's bf16 weights (LayerNorm kept fp32) run ViT-B-32 2.2-2.5x faster than fp32 at batch 32 and
-    2.0x at batch 1, with cosine >= 0.9999 to fp32 (torch autocast was 0.76x: it casts on every op)."""
+    keeps it only if it agrees with fp32 on a probe batch. open_clip's bf16 weights (LayerNorm kept fp32) run
+    ViT-B-32 about twice as fast as fp32 on such hardware with embeddings all but equal (bench/bench_clip.py
+    prints both); torch autocast is slower than fp32 there, as it casts on every op."""
     check_choice("--precision", precision, PRECISIONS)
     if precision != "auto":
         return precision
@@ -275,7 +275,7 @@ def _probe_inputs(size: int, device: str):
 def _to_bf16(model, tokenizer, size: int, device: str) -> float:
     """Cast the weights to bf16 as open_clip's own "bf16" precision does (LayerNorm stays fp32) and return the
     lowest cosine between the bf16 and fp32 embeddings of a probe batch (two images, one text: a batch of texts
-    takes a slow path in bf16 attention here, 1.2 s against 0.03 s for one)."""
+    takes a slow path in bf16 attention that costs far more than the check)."""
     import torch
     from open_clip.model import convert_weights_to_lp
 
@@ -297,7 +297,7 @@ def _to_bf16(model, tokenizer, size: int, device: str) -> float:
 @contextmanager
 def _no_random_init():
     """Every weight is overwritten by the checkpoint right after the model is built (open_clip loads it strictly:
-    a missing key is an error), so the random initialisation is wasted: 1.4 s of a ViT-B-32 load here. As
+    a missing key is an error), so the random initialisation is wasted: much of a ViT-B-32 load on a CPU. As
     transformers' no_init_weights does, torch.nn.init's fill functions do nothing while the model is built."""
     import torch
 
@@ -324,9 +324,8 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", threads: int | None
     import logging
 
     import numpy as np
-    import torch
-
     import open_clip
+    import torch
 
     if threads:
         torch.set_num_threads(threads)
@@ -377,9 +376,8 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", threads: int | None
 
 def _patch_embedding_as_matmul(model) -> None:
     """A ViT's patch embedding is a convolution whose kernel equals its stride: the same sums as one matrix
-    product of the flattened patches with the flattened kernel. On the CPU oneDNN runs the convolution 2.6-4.8x
-    slower than that product (ViT-B-32, one image: 3.5 ms against 0.7 ms in bf16), which is 6% of a query's
-    forward pass. The weights are not changed; models without such a layer are left alone."""
+    product of the flattened patches with the flattened kernel, which oneDNN runs several times faster than the
+    convolution on a CPU. The weights are not changed; models without such a layer are left alone."""
     import torch
 
     conv = getattr(getattr(model, "visual", None), "conv1", None)

@@ -8,10 +8,10 @@ Results stream back chunk by chunk so the caller can write them to the catalog a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 from itertools import islice
-from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .hashing import content_hash, perceptual_hashes, trimmed_thumbnail
@@ -62,7 +62,9 @@ def _unhashed(ref: FileRef, data: bytes, clip: Preprocess | None) -> Result:
         thumb, share, frame = trimmed_thumbnail(decoded.image)
         pixels = None
         if clip:
-            from .embed import prepare  # hash-only workers never load embed (or what it imports)
+            from .embed import (
+                prepare,  # hash-only workers never load embed (or what it imports)
+            )
 
             pixels = prepare(decoded.image, clip)
     except DecodeError as e:
@@ -133,10 +135,9 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-# Starting worker processes costs 0.6-0.9 s on this 2-core machine (each loads an interpreter, joblib and numpy;
-# loky adds a resource tracker): an index of 100 small photos (5 MB) took 1.04 s with 2 workers, 0.40 s in one
-# process; 1,000 (46 MB) 1.62 s against 1.52 s. Less work than this is decoded in the caller's own process when
-# the number of workers is left to simfind (well under the break-even here, ~40 MB, and on 16 cores, ~20 MB).
+# Starting worker processes costs most of a second (each loads an interpreter, joblib and numpy; loky adds a
+# resource tracker), which a few new files do not repay. Less work than this is decoded in the caller's own
+# process when the number of workers is left to simfind: below the break-even of both small and large machines.
 IN_PROCESS_BYTES = 16 << 20
 
 
@@ -165,7 +166,7 @@ def chunks(refs: Sequence[FileRef], size: int = CHUNK_SIZE) -> Iterator[list[Fil
         yield list(refs[i : i + size])
 
 
-# A chunk of big files holds about this many bytes at most: a 24 MP JPEG takes ~100 ms to draft-decode here.
+# A chunk of big files holds about this many bytes at most, so that camera photos spread over every worker.
 CHUNK_BYTES_MAX = 64 << 20
 CHUNKS_PER_WORKER = 16
 
@@ -174,7 +175,7 @@ def plan(refs: Sequence[FileRef], workers: int, size: int = CHUNK_SIZE) -> list[
     """Chunks for hashing, in the order they are handed out: largest files first (a decode costs about its
     compressed size), each chunk at most `size` files and about 1/16 of a worker's share of the bytes. Handed
     out in file order, a folder of camera photos after thousands of thumbnails lands on one worker at the end
-    while the others idle (bench/bench_index.py: 30 photos of 2-9 MB after 2,200 small ones took half the run)."""
+    while the others idle."""
     ordered = sorted(refs, key=lambda r: r.size, reverse=True)
     budget = min(CHUNK_BYTES_MAX, max(1, sum(r.size for r in refs) // (max(1, workers) * CHUNKS_PER_WORKER)))
     out: list[list[FileRef]] = []

@@ -9,9 +9,16 @@ import numpy as np
 from .candidates import closest_per_key
 from .hashing import similarity, similarity_of_distance
 from .knn import binary_knn
-from .verify import aligned, agreement
 from .records import IndexedFile
-from .windows import DIHEDRAL, THUMB_SIDE, all_window_codes, orientation_codes, window_codes, windows_per_image
+from .verify import agreement, aligned
+from .windows import (
+    DIHEDRAL,
+    THUMB_SIDE,
+    all_window_codes,
+    orientation_codes,
+    window_codes,
+    windows_per_image,
+)
 
 
 def rank(query_thumb: np.ndarray, thumbs: np.ndarray, k: int,

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-
 from typing import TYPE_CHECKING
 
 from .records import DupesReport, IndexInfo, IndexReport, QueryReport

@@ -16,11 +16,10 @@ import numpy as np
 
 from .hashing import HASH_SIDE, THUMB_SIDE, dct_rows, median_codes
 
-
 LOW = HASH_SIDE  # the 8x8 low-frequency DCT block
 
 # crop windows per axis: (start, length) as fractions of the side. Three lengths (72%, 80%, 88%) at steps of 8%,
-# plus the whole side, give 13 x 13 - 1 = 168 windows (measured on bench/bench_quality.py's crop family).
+# plus the whole side, give 13 x 13 - 1 = 168 windows, for crops that keep about 70-95% of a side.
 _WINDOW_LENGTHS = (0.72, 0.8, 0.88)
 _WINDOW_STEP = 0.08
 
@@ -112,10 +111,8 @@ def _resamplers() -> np.ndarray:
 # Small tilts: a picture turned by a few degrees and cut to hide the turned corners (a straightened horizon, a
 # scanned print). Each is one more window after the crop windows: the centre of the picture turned 3.5 or 6
 # degrees either way, cut to one of three lengths of the side. A turn within ~1.5 degrees of the true one matches
-# (bench/bench_quality.py's tilt family, 2-5 degrees), a length must be within ~0.03. bench/bench_tilt.py, found
-# with the original, 1-7 degrees: 0.68-0.17 without tilts, 0.96-0.68 with these twelve (with the 3.5 degree six
-# alone 7 degrees reached 0.47); the tilt candidates' stricter check (TILT_AGREEMENT) kept the false pairs of
-# bench_quality at the default threshold where they were (373).
+# and a length must be within ~0.03, so these cover turns of about 2-7 degrees (bench/bench_tilt.py measures it);
+# tilt candidates pass a stricter check (verify.TILT_AGREEMENT) so that they add no false pairs.
 _TILT_ANGLES = (-6.0, -3.5, 3.5, 6.0)
 _TILT_LENGTHS = (0.8, 0.86, 0.92)
 TILTS = tuple((a, length) for a in _TILT_ANGLES for length in _TILT_LENGTHS)
