@@ -46,7 +46,7 @@ def test_batched_phashes_are_imagehash_phashes_bit_for_bit():
 def test_batched_phashes_match_imagehash_on_real_photos():
     folder = SHARED_DATA / "photos" / "imagenet"
     if not folder.is_dir():
-        pytest.skip(f"the shared real-photo set is not here ({folder}); it exists only on the project's machines")
+        pytest.skip(f"the shared real-photo set is not at {folder}; set SIMFIND_TEST_DATA to the shared data folder")
     thumbs = [thumbnail(decode(p.read_bytes(), 64, grey=True).image) for p in sorted(folder.iterdir())[:300]]
     assert perceptual_hashes([t.tobytes() for t in thumbs]) == [perceptual_hash(t) for t in thumbs]
 

@@ -1,4 +1,4 @@
-"""Real photos nobody here made (../shared/data/labelled): what a user would check by eye."""
+"""Real photos nobody on the project made (the shared labelled set): what a user would check by eye."""
 
 from __future__ import annotations
 
