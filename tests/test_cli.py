@@ -177,6 +177,8 @@ def test_an_interrupted_index_keeps_what_it_finished(tmp_path):
     proc = subprocess.Popen(
         [*SIMFIND, "index", str(root), "--index", str(idx), "--workers", "1", "--quiet", "--no-clip"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as a terminal's foreground job gets it: a test run started in the background inherits SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     catalog = idx / "catalog.sqlite"
     deadline = time.time() + 60
