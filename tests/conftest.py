@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from simfind.cli import app
 
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+# The shared real photos: $SIMFIND_TEST_DATA where set, else ../shared/data beside the repository.
+SHARED_DATA = Path(os.environ.get("SIMFIND_TEST_DATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
 LABELLED = SHARED_DATA / "labelled"
 
 
@@ -72,7 +73,7 @@ def cli(tmp_path: Path) -> Cli:
 @pytest.fixture(scope="session")
 def labelled() -> Path:
     if not LABELLED.is_dir():
-        pytest.skip(f"the shared real-photo set is not here ({LABELLED}); it exists only on the project's machines")
+        pytest.skip(f"the shared real-photo set is not at {LABELLED}; set SIMFIND_TEST_DATA to the shared data folder")
     return LABELLED.resolve()
 
 
