@@ -32,12 +32,8 @@ def default_index_dir() -> str:
     return os.path.join(user_data_dir("simfind", appauthor=False), "index")
 
 
-def _quiet_progress(phase: str, done: int, total: int) -> None:
-    pass
-
-
-def _quiet_notify(message: str) -> None:
-    pass
+def _quiet_progress(phase: str, done: int, total: int) -> None: ...
+def _quiet_notify(message: str) -> None: ...
 
 
 def _existing_roots(paths: Iterable[str]) -> list[str]:
