@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 from simfind.cli import app
 
 # The shared real photos: $SIMFIND_TEST_DATA where set, else ../shared/data beside the repository.
-SHARED_DATA = Path(os.environ.get("SIMFIND_TEST_DATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+SHARED_DATA = Path(os.environ.get("SIMFIND_TEST_DATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+                   ).expanduser()
+SHARED_DATA_HINT = "set SIMFIND_TEST_DATA to the shared photo folder"  # the fix, for every skip that lacks the photos
 LABELLED = SHARED_DATA / "labelled"
 
 
@@ -73,7 +75,7 @@ def cli(tmp_path: Path) -> Cli:
 @pytest.fixture(scope="session")
 def labelled() -> Path:
     if not LABELLED.is_dir():
-        pytest.skip(f"the shared real-photo set is not at {LABELLED}; set SIMFIND_TEST_DATA to the shared data folder")
+        pytest.skip(f"the shared real-photo set is not at {LABELLED}; {SHARED_DATA_HINT}")
     return LABELLED.resolve()
 
 
