@@ -13,7 +13,7 @@ from .grouping import by_content, make_groups, spanning
 from .ingest import Progress, check_model, ingest
 from .keeper import keeper_rule
 from .options import BY, check_choice
-from .pairs import DEFAULT_CLIP_THRESHOLD, DEFAULT_HASH_THRESHOLD, Similarity, clip_pairs, hash_pairs, window_codes
+from .pairs import DEFAULT_CLIP_THRESHOLD, DEFAULT_HASH_THRESHOLD, Similarity, clip_pairs, codes_by_content, hash_pairs
 from .records import DupesReport, FileRef, IndexInfo, IndexReport, Match, QueryReport
 from .scan import ScanResult, scan
 from .store import IndexDir
@@ -141,7 +141,7 @@ def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: 
     reps = [n[0] for n in nodes]
     pairs, win = [], {}
     if mode in ("hash", "auto") and len(nodes) > 1:
-        win = window_codes(reps, idx.window_codes)
+        win = codes_by_content(reps, idx.window_codes)
         pairs += hash_pairs(reps, threshold if mode == "hash" else DEFAULT_HASH_THRESHOLD, win)
     if mode in ("clip", "auto") and vectors:
         pairs += clip_pairs(reps, vectors, threshold)

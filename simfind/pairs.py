@@ -25,7 +25,7 @@ Pair = tuple[int, int, float]  # (i, j, similarity): positions in the list of fi
 WindowLookup = Callable[[list[int]], "np.ndarray | None"]  # catalog ids -> cached window codes, or None
 
 
-def window_codes(files: Sequence[IndexedFile], lookup: WindowLookup | None = None) -> dict[bytes, np.ndarray]:
+def codes_by_content(files: Sequence[IndexedFile], lookup: WindowLookup | None = None) -> dict[bytes, np.ndarray]:
     """content hash -> crop-window codes (W, 8) of each file with a thumbnail: from `lookup` (the index's cache)
     where it has them all, else computed from the thumbnails. Computed once per report, used for both the pair
     search and each member's similarity to its keeper."""
@@ -44,7 +44,7 @@ def window_codes(files: Sequence[IndexedFile], lookup: WindowLookup | None = Non
 
 def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, np.ndarray]) -> list[Pair]:
     """Verified perceptual pairs at or above `threshold`: any rotation or mirror, crops, tilts, whole frames;
-    upright pHash alone for rows without a thumbnail. `win`: window_codes() of `files`."""
+    upright pHash alone for rows without a thumbnail. `win`: codes_by_content() of `files`."""
     import numpy as np
 
     from .knn import binary_range
