@@ -112,7 +112,7 @@ def dupes_table(report: DupesReport, console: Console) -> None:
                 "" if k == 0 else ("identical" if m.file.content_hash == g.keep.content_hash else f"{m.similarity:.3f}"),
                 human_bytes(f.size),
                 f"{f.width}x{f.height}",
-                display_path(f.path),
+                Text(display_path(f.path)),  # a path is text, never rich markup ("IMG [copy].jpg")
             )
         console.print(table)
         console.print()
@@ -157,16 +157,17 @@ def info_dict(info: IndexInfo, with_errors: bool) -> dict:
 
 def info_table(info: IndexInfo, console: Console, with_errors: bool) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_header=False, show_edge=False, title="simfind index", title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("index", info.index)
+    table.add_row("index", Text(info.index))
     table.add_row("files", str(info.files))
     table.add_row("errors", str(info.errors))
     table.add_row("perceptual hashes", str(info.hashed))
     table.add_row("CLIP embeddings", str(info.embedded))
-    table.add_row("model", info.model or "none (hash-only)")
+    table.add_row("model", Text(info.model or "none (hash-only)"))
     table.add_row("size on disk", human_bytes(info.bytes))
     console.print(table)
     if with_errors and info.error_files:
@@ -174,7 +175,7 @@ def info_table(info: IndexInfo, console: Console, with_errors: bool) -> None:
         errors.add_column("path", overflow="fold")
         errors.add_column("reason", overflow="fold")
         for path, reason in info.error_files:
-            errors.add_row(path, reason)
+            errors.add_row(Text(path), Text(reason))
         console.print()
         console.print(errors)
 
@@ -203,8 +204,10 @@ def query_csv(report: QueryReport) -> str:
 
 def query_table(report: QueryReport, console: Console) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"most similar to {report.query!r} (by {report.by})", title_justify="left", show_edge=False)
+    table = Table(title=Text(f"most similar to {report.query!r} (by {report.by})"), title_justify="left",
+                  show_edge=False)
     table.add_column("rank", justify="right")
     table.add_column("similarity", justify="right")
     table.add_column("size", justify="right")
@@ -212,7 +215,7 @@ def query_table(report: QueryReport, console: Console) -> None:
     table.add_column("path", overflow="fold")
     for m in report.results:
         table.add_row(str(m.rank), f"{m.similarity:.3f}", human_bytes(m.file.size), f"{m.file.width}x{m.file.height}",
-                      display_path(m.file.path))
+                      Text(display_path(m.file.path)))
     console.print(table)
     if not report.results:
         console.print("no results")

@@ -115,7 +115,6 @@ def test_the_dupes_table_shows_paths_below_the_working_folder_relative(tmp_path,
     assert "sub/a.jpg" in text and str(tmp_path) not in text and outside in text
 
 
-@pytest.mark.xfail(strict=True, reason="paths go to rich as markup: '[copy]' in a file name vanishes, '[/]' crashes")
 @pytest.mark.parametrize("path", ["/photos/IMG [copy].jpg", "/photos/[/]odd.jpg"])
 def test_the_tables_show_paths_with_square_brackets(path):
     report = DupesReport(0.9, "hash", (Group((Member(_f(1, "/photos/k.jpg"), 1.0), Member(_f(2, path), 0.95))),), 2, 0)
