@@ -55,6 +55,8 @@ def act(groups: Sequence[Group], action: str, *, to: str | None = None, dry_run:
     if not dry_run and not log:
         raise UsageError("acting needs a log to undo from: pass --log FILE")
     base = _common_base(groups)
+    to_root = os.path.abspath(to) if action == "move" else None
+    where = {"to_root": to_root, "to_root_made": not os.path.exists(to_root)} if to_root else {}
     steps: list[ActionStep] = []
     logfh = None if dry_run else _open_log(log)
     try:
@@ -63,14 +65,14 @@ def act(groups: Sequence[Group], action: str, *, to: str | None = None, dry_run:
             why = changed(keep)
             for member in group.members[1:]:
                 f = member.file
-                target = os.path.join(os.path.abspath(to), os.path.relpath(f.path, base)) if action == "move" else None
+                target = os.path.join(to_root, os.path.relpath(f.path, base)) if to_root else None
                 step = ActionStep(action, f.path, keep.path, "planned", target)
                 if why is not None:
                     step = _skip(step, f"its keeper {keep.path} is {why}: nothing in this group was touched")
                 else:
                     step = _check(step, f, keep)
                 if step.status == "planned" and not dry_run:
-                    step = _do(step, f, keep, logfh)
+                    step = _do(step, f, keep, logfh, where)
                 steps.append(step)
                 on_step(step)
     finally:
@@ -96,7 +98,7 @@ def _check(step: ActionStep, f: IndexedFile, keep: IndexedFile) -> ActionStep:
     return step
 
 
-def _do(step: ActionStep, f: IndexedFile, keep: IndexedFile, logfh) -> ActionStep:
+def _do(step: ActionStep, f: IndexedFile, keep: IndexedFile, logfh, where: dict) -> ActionStep:
     try:
         if step.action == "move":
             os.makedirs(os.path.dirname(step.target), exist_ok=True)
@@ -109,7 +111,7 @@ def _do(step: ActionStep, f: IndexedFile, keep: IndexedFile, logfh) -> ActionSte
         hint = "; the keeper is on another file system: use symlink" if e.errno == errno.EXDEV else ""
         return ActionStep(step.action, step.path, step.keep, "failed", step.target, f"{e.strerror or e}{hint}")
     record = {"action": step.action, "path": f.path, "keep": keep.path, "to": step.target, "size": f.size,
-              "mtime_ns": f.mtime_ns, "content_hash": f.content_hash.hex(), "time": time.time()}
+              "mtime_ns": f.mtime_ns, "content_hash": f.content_hash.hex(), "time": time.time(), **where}
     logfh.write(json.dumps(record) + "\n")
     logfh.flush()
     os.fsync(logfh.fileno())
@@ -173,7 +175,33 @@ def undo(log: str, *, dry_run: bool = False, on_step: Callable[[ActionStep], Non
         step = _undo_one(r, dry_run)
         steps.append(step)
         on_step(step)
+    if not dry_run:
+        _remove_emptied_folders([r for r, s in zip(reversed(records), steps) if s.status in ("done", "already")])
     return ActionReport(tuple(steps), dry_run, log)
+
+
+def _remove_emptied_folders(records: Iterable[dict]) -> None:
+    """The folders a move made under its --to, now empty again, go; --to itself too when the move made it.
+    Logs written before `to_root` was recorded leave them."""
+    roots = {}
+    for r in records:
+        root = r.get("to_root")
+        if r.get("action") != "move" or not root or not r.get("to"):
+            continue
+        roots[root] = roots.get(root, False) or bool(r.get("to_root_made"))
+        folder = os.path.dirname(r["to"])
+        while folder != root and folder.startswith(root.rstrip(os.sep) + os.sep):
+            try:
+                os.rmdir(folder)  # only an empty folder: a file someone put there since keeps its folder
+            except OSError:
+                break
+            folder = os.path.dirname(folder)
+    for root, made in roots.items():
+        if made:
+            try:
+                os.rmdir(root)
+            except OSError:
+                pass
 
 
 def _undo_one(r: dict, dry_run: bool) -> ActionStep:
@@ -182,6 +210,8 @@ def _undo_one(r: dict, dry_run: bool) -> ActionStep:
     if action == "delete":
         return _skip(step, "a delete cannot be undone")
     if os.path.lexists(path) and action == "move":
+        if not os.path.lexists(r.get("to") or "") and not os.path.islink(path) and _same_bytes(path, r):
+            return _already(step)
         return _skip(step, "something is at the original path again; left alone")
     try:
         if action == "move":
@@ -193,6 +223,8 @@ def _undo_one(r: dict, dry_run: bool) -> ActionStep:
                 _move(src, path)
         elif action in ("hardlink", "symlink"):
             if not _is_link_to(path, keep, hard=action == "hardlink"):
+                if os.path.isfile(path) and not os.path.islink(path) and _same_bytes(path, r):
+                    return _already(step)  # a file of its own again, with the bytes it had
                 return _skip(step, "no longer the link simfind made; left alone")
             if not _same_bytes(keep, r):
                 return _skip(step, f"its keeper {keep} changed; the original bytes cannot be restored from it")
@@ -208,6 +240,11 @@ def _undo_one(r: dict, dry_run: bool) -> ActionStep:
     except (OSError, KeyError) as e:
         return ActionStep(step.action, path, keep, "failed", step.target, str(getattr(e, "strerror", None) or e))
     return ActionStep(step.action, path, keep, "planned" if dry_run else "done", step.target)
+
+
+def _already(step: ActionStep) -> ActionStep:
+    """The file is back as it was: this log (or this part of it) was undone before."""
+    return ActionStep(step.action, step.path, step.keep, "already", step.target, "restored already")
 
 
 def _same_bytes(path: str, r: dict) -> bool:

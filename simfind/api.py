@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
-from .errors import SimfindError, UsageError
-from .grouping import by_content, make_groups, spanning
+from .errors import IndexMissing, SimfindError, UsageError
+from .grouping import by_content, is_under, make_groups, spanning
 from .ingest import Progress, check_model, ingest
 from .keeper import keeper_rule
 from .options import BY, check_choice
 from .pairs import DEFAULT_CLIP_THRESHOLD, DEFAULT_HASH_THRESHOLD, Similarity, clip_pairs, codes_by_content, hash_pairs
-from .records import DupesReport, FileRef, IndexInfo, IndexReport, Match, QueryReport
+from .records import DupesReport, FileRef, IndexedFile, IndexInfo, IndexReport, Match, QueryReport
 from .scan import ScanResult, scan
 from .store import IndexDir
 from .sync import plan as sync_plan
@@ -24,12 +24,6 @@ if TYPE_CHECKING:
     from .pipeline import Runner
 
 Notify = Callable[[str], None]  # one-line warnings and notices
-
-
-def default_index_dir() -> str:
-    from platformdirs import user_data_dir
-
-    return os.path.join(user_data_dir("simfind", appauthor=False), "index")
 
 
 def _quiet_progress(phase: str, done: int, total: int) -> None: ...
@@ -58,15 +52,16 @@ def index(
     paths: Sequence[str], *, index_dir: str, workers: int | None = None, hidden: bool = False,
     exclude: Sequence[str] = (), runner: Runner | None = None, clip: str | None = None, require_clip: bool = False,
     reembed: bool = False, device: str = "auto", precision: str = "auto", batch_size: int = 32,
-    progress: Progress = _quiet_progress, notify: Notify = _quiet_notify,
+    rebuild: bool = False, progress: Progress = _quiet_progress, notify: Notify = _quiet_notify,
 ) -> IndexReport:
     """Bring the index up to date with `paths`: new and changed files are decoded, unchanged ones only stat'ed,
     renamed ones (same bytes) moved without decoding, vanished ones removed. With `clip` (a model spec), files
-    also get CLIP embeddings; files indexed earlier without one get it now."""
+    also get CLIP embeddings; files indexed earlier without one get it now. `rebuild`: the catalog is set aside
+    (a damaged one, say) and every file is indexed again."""
     roots = _existing_roots(paths)
     model = _model(clip, notify, require=require_clip, device=device, precision=precision)
     found = scan(roots, hidden=hidden, exclude=exclude, on_found=lambda n: progress("scan", n, 0))
-    with IndexDir.open(index_dir, write=True, notify=notify) as idx:
+    with IndexDir.open(index_dir, write=True, rebuild=rebuild, notify=notify) as idx:
         return _update(idx, roots, found, model, reembed=reembed, runner=runner, workers=workers,
                        batch_size=batch_size, progress=progress)
 
@@ -77,6 +72,7 @@ def _update(idx: IndexDir, roots: list[str], found: ScanResult, model: LazyModel
     catalog = idx.catalog
     if model is not None:
         check_model(idx, model.spec, reembed)
+    catalog.add_roots(roots)
     todo = sync_plan(found.files, found.failures, catalog.stat_rows(roots), outdated=catalog.outdated(roots),
                      unembedded=catalog.unembedded(roots) if model is not None else set())
     catalog.move(todo.renames, todo.removals)
@@ -110,17 +106,19 @@ def duplicates(
             found = scan(scope, on_found=lambda n: progress("scan", n, 0))
             _update(idx, scope, found, _model(spec, notify), workers=workers, progress=progress)
         progress("group", 0, 1)
-        report = _group(idx, scope or None, threshold, by, keep_key)
+        report = _group(idx, scope or None, threshold, by, keep_key, notify)
     if between:
         kept = spanning(report.groups, *_existing_roots(between))
-        report = DupesReport(report.threshold, report.by, tuple(kept), report.files, report.errors)
+        report = DupesReport(report.threshold, report.by, tuple(kept), report.files, report.errors, report.missing)
     progress("group", 1, 1)
     return report
 
 
-def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: str, keep_key) -> DupesReport:
+def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: str, keep_key,
+           notify: Notify = _quiet_notify) -> DupesReport:
     """Exact copies collapse into one node; near pairs (hash, CLIP or both) are searched between nodes and joined
-    into star groups. With by="auto", `threshold` applies to CLIP and hashes use their own default."""
+    into star groups. With by="auto", `threshold` applies to CLIP and hashes use their own default. A file gone
+    from disk since it was indexed is never reported: the groups are made again without it."""
     catalog = idx.catalog
     files = catalog.indexed_files(roots)
     embedded = catalog.counts()["embedded"] > 0
@@ -137,6 +135,18 @@ def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: 
     if mode in ("auto", "clip"):
         ids, vecs = catalog.embeddings(roots)
         vectors = dict(zip(ids.tolist(), vecs))
+    groups, gone = _groups_of(idx, files, mode, threshold, vectors, keep_key), set()
+    while went := {m.file.id for g in groups for m in g.members if not os.path.exists(m.file.path)}:
+        gone |= went  # a stat per reported file; the groups are made again only when some went
+        files = [f for f in files if f.id not in went]
+        groups = _groups_of(idx, files, mode, threshold, vectors, keep_key)
+    if gone:
+        notify(_gone_notice(len(gone)))
+    return DupesReport(threshold=threshold, by=mode, groups=tuple(groups), files=len(files),
+                       errors=len(catalog.errors(roots)), missing=len(gone))
+
+
+def _groups_of(idx: IndexDir, files, mode: str, threshold: float, vectors: dict, keep_key) -> list:
     nodes = by_content(files)
     reps = [n[0] for n in nodes]
     pairs, win = [], {}
@@ -145,9 +155,29 @@ def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: 
         pairs += hash_pairs(reps, threshold if mode == "hash" else DEFAULT_HASH_THRESHOLD, win)
     if mode in ("clip", "auto") and vectors:
         pairs += clip_pairs(reps, vectors, threshold)
-    groups = make_groups(nodes, pairs, keep_key=keep_key, similarity=Similarity(vectors, win))
-    return DupesReport(threshold=threshold, by=mode, groups=tuple(groups), files=len(files),
-                       errors=len(catalog.errors(roots)))
+    return make_groups(nodes, pairs, keep_key=keep_key, similarity=Similarity(vectors, win))
+
+
+def _gone_notice(n: int) -> str:
+    one = n == 1
+    return (f"{n:,} {'file' if one else 'files'} to report {'is' if one else 'are'} gone from disk since indexing "
+            "and left out; `simfind index DIR` brings the index up to date")
+
+
+def check_destination(to: str, *, index_dir: str, paths: Sequence[str] = ()) -> None:
+    """`dupes --action move --to DIR` must not move files into a folder simfind indexes: they would be indexed
+    again and found as duplicates of what they duplicate, and a second move would nest them deeper."""
+    target = os.path.realpath(to)
+    roots = [os.path.realpath(p) for p in paths]
+    try:
+        with IndexDir.open(index_dir) as idx:
+            roots += [os.path.realpath(r) for r in idx.catalog.roots()]
+    except IndexMissing:
+        pass
+    for root in roots:
+        if is_under(target, root):
+            raise UsageError(f"--to {to} is inside {root}, which this index covers: moved files would be indexed "
+                             "again and reported as duplicates; pass a folder outside it")
 
 
 def info(index_dir: str, *, errors_limit: int | None = None) -> IndexInfo:
@@ -165,10 +195,11 @@ def info(index_dir: str, *, errors_limit: int | None = None) -> IndexInfo:
 
 
 def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float | None = None,
-          device: str = "auto", precision: str = "auto") -> QueryReport:
+          exclude_self: bool = False, device: str = "auto", precision: str = "auto") -> QueryReport:
     """The k indexed files most similar to an image (a path) or a text (anything that is not a file).
     CLIP when the index has embeddings (an image whose bytes are indexed uses its stored embedding, without
-    loading the model); otherwise, for an image, the perceptual hash."""
+    loading the model); otherwise, for an image, the perceptual hash. `exclude_self`: an indexed query image
+    finds itself first, at 1.0; this leaves its own path out (its copies stay). Files gone from disk are left out."""
     from . import rank
 
     if k < 1:
@@ -179,21 +210,44 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
         catalog = idx.catalog
         counts = catalog.counts()
         spec = catalog.get_meta("model") if counts["embedded"] else None
+        if not spec and not is_image:  # one answer, whether or not the index holds any files
+            raise UsageError(f"{text_or_image!r} is not a file, and a text query needs CLIP embeddings, "
+                             "which this index does not have")
         if not counts["files"]:
             return QueryReport(label, "clip" if spec else "hash", ())
         if spec:
             vector = _query_vector(idx, text_or_image, is_image, spec, device, precision)
-            found = rank.by_clip(idx.vectors(), vector, k, text=not is_image)
-            files = {f.id: f for f in catalog.files_by_id([i for i, _s in found])}
-        elif is_image:
-            q = _query_features(text_or_image)
-            files = {f.id: f for f in catalog.indexed_files()}
-            found = rank.by_hash(q.thumb, q.phash, list(files.values()), k, idx.window_codes)
+
+            def ranked(n: int) -> list[tuple[IndexedFile, float]]:
+                found = rank.by_clip(idx.vectors(), vector, n, text=not is_image)
+                files = {f.id: f for f in catalog.files_by_id([i for i, _s in found])}
+                return [(files[i], s) for i, s in found if i in files]
         else:
-            raise UsageError(f"{text_or_image!r} is not a file, and a text query needs CLIP embeddings, "
-                             "which this index does not have")
-    matches = [(files[i], s) for i, s in found if i in files and (threshold is None or s >= threshold - 1e-9)]
+            q = _query_features(text_or_image)
+            indexed = catalog.indexed_files()
+            by_id = {f.id: f for f in indexed}
+
+            def ranked(n: int) -> list[tuple[IndexedFile, float]]:
+                return [(by_id[i], s) for i, s in rank.by_hash(q.thumb, q.phash, indexed, n, idx.window_codes)]
+
+        matches = _present(ranked, k + (1 if exclude_self else 0))
+    if exclude_self:
+        own = os.path.realpath(label)
+        matches = [(f, s) for f, s in matches if os.path.realpath(f.path) != own]
+    matches = [(f, s) for f, s in matches[:k] if threshold is None or s >= threshold - 1e-9]
     return QueryReport(label, "clip" if spec else "hash", tuple(Match(r, f, s) for r, (f, s) in enumerate(matches, 1)))
+
+
+def _present(ranked: Callable[[int], list], k: int) -> list:
+    """The top k of `ranked(n)` (the n best, best first) among files still on disk: a stat per result, and a
+    wider search only when some are gone."""
+    n = k
+    while True:
+        found = ranked(n)
+        present = [(f, s) for f, s in found if os.path.exists(f.path)]
+        if len(present) >= k or len(found) < n:
+            return present[:k]
+        n += 2 * (len(found) - len(present))
 
 
 def _query_vector(idx: IndexDir, text_or_image: str, is_image: bool, spec: str, device: str, precision: str):

@@ -6,13 +6,15 @@ last committed batch, never half-written. WAL mode lets readers (`dupes`, `info`
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from .errors import IndexMissing, IndexUnreadable
+from .errors import IndexDamaged, IndexMissing, IndexUnreadable
 from .records import Failure, Features, IndexedFile
 
 if TYPE_CHECKING:
@@ -77,6 +79,43 @@ def under_clause(roots: Sequence[str]) -> tuple[str, list[str]]:
     return "(" + " OR ".join(parts) + ")", args
 
 
+def _connect(path: str, read_only: bool) -> sqlite3.Connection:
+    if not read_only:
+        return sqlite3.connect(path, timeout=60.0, isolation_level=None)
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path))
+    conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=60.0, isolation_level=None)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        # WAL needs its shared-memory file beside the catalog, which a reader cannot create in a read-only folder:
+        # read the file as it is. Nothing can write there either, so what it holds is the whole catalog.
+        conn.close()
+        return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, isolation_level=None)
+
+
+_DAMAGE_CODES = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+
+
+def is_damage(e: BaseException) -> bool:
+    """SQLite's own verdict that the catalog file is not (or no longer) a sound database."""
+    if not isinstance(e, sqlite3.DatabaseError):
+        return False
+    name = getattr(e, "sqlite_errorname", None)  # Python >= 3.11
+    if name is not None:
+        return "_".join(name.split("_")[:2]) in _DAMAGE_CODES  # extended codes too: SQLITE_CORRUPT_INDEX
+    text = str(e)
+    return "malformed" in text or "not a database" in text
+
+
+def damage_error(path: str, why: object) -> IndexDamaged:
+    index_dir = os.path.dirname(path)
+    return IndexDamaged(
+        f"the index catalog {path} is damaged ({why}); run `simfind index DIR... --rebuild --index {index_dir}` "
+        "with the folders you indexed to set it aside and index them again"
+    )
+
+
 class Catalog:
     def __init__(self, conn: sqlite3.Connection, path: str):
         self.conn = conn
@@ -84,6 +123,9 @@ class Catalog:
 
     @classmethod
     def open(cls, index_dir: str, *, create: bool) -> Catalog:
+        """The catalog of `index_dir`, migrated to this schema. `create`: for writing, made where missing.
+        For reading (not `create`), an index on a read-only mount or without write permission is opened read-only:
+        every reading command works on it."""
         path = os.path.join(index_dir, CATALOG_NAME)
         if not os.path.exists(path):
             if not create:
@@ -92,27 +134,54 @@ class Catalog:
                 os.makedirs(index_dir, exist_ok=True)
             except OSError as e:
                 raise IndexUnreadable(f"cannot create the index folder {index_dir}: {e.strerror or e}") from None
+        elif os.path.getsize(path) == 0 and not os.path.exists(path + "-wal"):
+            # SQLite would read an empty file as an empty database: every file indexed so far would seem gone
+            raise damage_error(path, "the file is empty")
+        read_only = not create and not (os.access(index_dir, os.W_OK) and os.access(path, os.W_OK))
+        conn = None
         try:
-            conn = sqlite3.connect(path, timeout=60.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn = _connect(path, read_only)
+            if not read_only:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
             catalog = cls(conn, path)
-            catalog._migrate()
-        except sqlite3.DatabaseError as e:
-            raise IndexUnreadable(
-                f"the index catalog {path} cannot be read ({e}); delete the folder or pass another --index"
-            ) from None
+            if read_only:
+                catalog._check_version()
+            else:
+                catalog._migrate()
+        except BaseException as e:
+            if conn is not None:
+                conn.close()
+            if isinstance(e, sqlite3.DatabaseError):
+                raise (damage_error(path, e) if is_damage(e) else IndexUnreadable(
+                    f"the index catalog {path} cannot be read ({e}); check its permissions, or pass another --index"
+                )) from None
+            raise
         return catalog
+
+    def _check_version(self) -> None:
+        """A read-only catalog cannot be migrated: it must already be at this schema."""
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        self._refuse_newer(version)
+        if version < SCHEMA_VERSION:
+            raise IndexUnreadable(
+                f"the index at {os.path.dirname(self.path)} is read-only here and was written by an older simfind "
+                f"(schema {version}, this one reads {SCHEMA_VERSION}); run `simfind index` once where it can be "
+                "written to bring it up to date"
+            )
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise IndexUnreadable(
+                f"the index at {os.path.dirname(self.path)} was written by a newer simfind "
+                f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade simfind or use another --index"
+            )
 
     def _migrate(self) -> None:
         while True:
             with self.transaction():  # the version is read under the write lock: two processes never both migrate
                 version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    raise IndexUnreadable(
-                        f"the index at {os.path.dirname(self.path)} was written by a newer simfind "
-                        f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade simfind or use another --index"
-                    )
+                self._refuse_newer(version)
                 if version == SCHEMA_VERSION:
                     return
                 for statement in MIGRATIONS[version]:
@@ -141,6 +210,16 @@ class Catalog:
         self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     # -- reads
+    def roots(self) -> list[str]:
+        """The folders (and files) `index` was pointed at, outermost only; empty for indexes older than this."""
+        return json.loads(self.get_meta("roots") or "[]")
+
+    def add_roots(self, roots: Iterable[str]) -> None:
+        known = sorted({*self.roots(), *roots})
+        outermost = [r for r in known if not any(r != o and r.startswith(o.rstrip(os.sep) + os.sep) for o in known)]
+        if outermost != self.roots():
+            self.set_meta("roots", json.dumps(outermost))
+
     def stat_rows(self, roots: Sequence[str]) -> dict[str, tuple[int, int, int, bytes | None]]:
         """path -> (id, size, mtime_ns, content_hash) for every catalogued path under `roots`."""
         clause, args = under_clause(roots)

@@ -29,6 +29,14 @@ def _is_click_error(e: BaseException) -> bool:
     return hasattr(e, "exit_code") and hasattr(e, "format_message")
 
 
+def _unset_envvars_unnamed(message: str) -> str:
+    """click names an option's environment variable in every error about it ("'--index' (env var: 'SIMFIND_INDEX')"):
+    a user who never set it is sent looking for it. Named only when it is set."""
+    import re
+
+    return re.sub(r" \(env var: '([A-Z_]+)'\)", lambda m: m.group(0) if m.group(1) in os.environ else "", message)
+
+
 class _Group(TyperGroup):
     """Every failure becomes one line on stderr and an exit code (SPEC); never a traceback."""
 
@@ -55,7 +63,7 @@ class _Group(TyperGroup):
             if _is_click_error(e):
                 ctx = getattr(e, "ctx", None)
                 hint = f" (see '{ctx.command_path} --help')" if ctx is not None and e.exit_code == 2 else ""
-                _err(f"error: {e.format_message()}{hint}")
+                _err(f"error: {_unset_envvars_unnamed(e.format_message())}{hint}")
                 sys.exit(e.exit_code)
             if os.environ.get(_DEBUG_ENV):  # a bug: still one line, with a way to see more
                 raise
@@ -90,7 +98,7 @@ Precision = _choices("Precision", PRECISIONS)
 
 
 def _default_index() -> str:
-    from .api import default_index_dir
+    from .store import default_index_dir
 
     return default_index_dir()
 
@@ -221,17 +229,23 @@ def _write_output(text: str, output: Optional[Path]) -> None:
     write_text_atomically(str(target), text)
 
 
-def _render_table(draw, output: Optional[Path]) -> None:
-    from rich.console import Console
+# Off a terminal (a pipe, a file) lines are as long as they need to be: a path split over two lines is a path
+# that grep, cut and a reader's copy-paste cannot find.
+_UNWRAPPED = 1 << 20
 
-    if output is None:
-        draw(Console())
-        return
+
+def _render_table(draw, output: Optional[Path]) -> None:
     import io
 
+    from rich.console import Console
+
+    if output is None and sys.stdout.isatty():
+        draw(Console())
+        return
     buf = io.StringIO()
-    draw(Console(file=buf, width=200, color_system=None, force_terminal=False))
-    _write_output(buf.getvalue(), output)
+    draw(Console(file=buf, width=_UNWRAPPED, color_system=None, force_terminal=False))
+    text = "\n".join(line.rstrip() for line in buf.getvalue().split("\n"))
+    _write_output(text, output)
 
 
 def _emit(fmt: Format, output: Optional[Path], report, as_json, as_csv, as_table, as_html=None) -> None:
@@ -269,6 +283,10 @@ def index_cmd(
         Optional[list[str]], typer.Option("--exclude", help="Skip paths matching this glob (repeatable).", show_default=False)
     ] = None,
     hidden: Annotated[bool, typer.Option("--hidden", help="Include hidden files and folders.")] = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Set the catalog aside (kept under a dated name) and index every file "
+                                             "again: the fix for a damaged index.")
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Index images under DIRS: content hash, perceptual hash and CLIP embedding of each, on disk.
@@ -286,8 +304,8 @@ def index_cmd(
         report = api.index(
             [str(d) for d in dirs], index_dir=index_dir, workers=workers, hidden=hidden, exclude=exclude or (),
             clip=None if no_clip else (model or _default_model()), require_clip=require_clip, reembed=reembed,
-            device=device.value, precision=precision.value, batch_size=batch_size, progress=progress,
-            notify=_notify(quiet),
+            device=device.value, precision=precision.value, batch_size=batch_size, rebuild=rebuild,
+            progress=progress, notify=_notify(quiet),
         )
     if not quiet:
         from .render import index_summary
@@ -360,6 +378,8 @@ def dupes_cmd(
     check_action(action.value if action is not None else None, str(to) if to is not None else None)
 
     index_dir = str(index or _default_index())
+    if to is not None:
+        api.check_destination(str(to), index_dir=index_dir, paths=[str(p) for p in paths or []])
     with _progress(quiet) as progress:
         report = api.duplicates(
             index_dir=index_dir, paths=[str(p) for p in paths or []], threshold=threshold, by=by.value,
@@ -386,43 +406,40 @@ def _thumbs(report, workers):
 
 
 def _act(report, action: str, to, dry_run: bool, yes: bool, log, index_dir: str, quiet: bool) -> None:
+    """The plan (--dry-run) or the record of what was done goes to stdout, a line per file; files skipped or
+    failed, and the summary, to stderr."""
     from .actions import act
+    from .render import action_summary, counted
 
     n = sum(len(g.members) - 1 for g in report.groups)
     if not n:
-        _err(f"nothing to {action}: no duplicates")
+        if not quiet:
+            _err(f"nothing to {action}: no duplicates")
         return
     if not dry_run and not yes:
         if not sys.stdin.isatty():
             raise UsageError(f"--action {action} needs a confirmation: pass --yes (or --dry-run to see the plan)")
         where = f" to {to}" if to else ""
-        if not typer.confirm(f"{action} {n} file(s){where}, keeping one file per group?", default=False, err=True):
+        if not typer.confirm(f"{action} {counted(n, 'file')}{where}, keeping one file per group?", default=False,
+                             err=True):
             raise typer.Exit(1)
     if log is None and not dry_run:
         log = Path(index_dir) / "logs" / time.strftime(f"{action}-%Y%m%d-%H%M%S.jsonl")
-    verb = {"move": "moved", "hardlink": "hard-linked", "symlink": "symlinked", "delete": "deleted"}[action]
-    out = sys.stdout if dry_run else sys.stderr
-
-    def show(step) -> None:
-        arrow = f" -> {step.target}" if step.target else (f" -> {step.keep}" if "link" in action else "")
-        if step.status == "planned":
-            print(f"would {action} {step.path}{arrow}", file=out)
-        elif step.status == "done":
-            if not quiet:
-                print(f"{verb} {step.path}{arrow}", file=out)
-        else:
-            print(f"{step.status} {step.path}: {step.reason}", file=sys.stderr)
-
     result = act(report.groups, action, to=str(to) if to else None, dry_run=dry_run, log=str(log) if log else None,
-                 on_step=show)
-    skipped, failed = result.count("skipped"), result.count("failed")
-    if dry_run:
-        _err(f"dry run: {result.count('planned')} file(s) would be {verb}, {skipped} skipped; nothing was changed")
-    else:
-        _err(f"{result.count('done')} file(s) {verb}, {skipped} skipped, {failed} failed; log: {log} "
-             f"(`simfind undo {log}` reverses moves and links)")
-    if failed:
+                 on_step=_show_step)
+    if not quiet:
+        _err(action_summary(result, action))
+    if result.count("failed"):
         raise typer.Exit(3)
+
+
+def _show_step(step) -> None:
+    from .render import action_line
+
+    if step.status in ("skipped", "failed"):
+        _err(action_line(step))
+    elif step.status != "already":
+        print(action_line(step), flush=True)
 
 
 @app.command("undo")
@@ -431,21 +448,14 @@ def undo_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be restored, and do nothing.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Reverse the moves and links recorded in LOG, newest first. Files changed since are left alone;
-    deletes cannot be undone."""
+    """Reverse the moves and links recorded in LOG, newest first, and remove the folders the moves made.
+    Files changed since are left alone; deletes cannot be undone. Undoing a log twice changes nothing."""
     from .actions import undo
+    from .render import undo_summary
 
-    def show(step) -> None:
-        if step.status in ("skipped", "failed"):
-            print(f"{step.status} {step.path}: {step.reason}", file=sys.stderr)
-        elif dry_run:
-            print(f"would restore {step.path}", file=sys.stdout)
-        elif not quiet:
-            print(f"restored {step.path}", file=sys.stderr)
-
-    result = undo(str(log), dry_run=dry_run, on_step=show)
-    _err(f"{result.count('planned' if dry_run else 'done')} file(s) {'would be ' if dry_run else ''}restored, "
-         f"{result.count('skipped')} skipped, {result.count('failed')} failed")
+    result = undo(str(log), dry_run=dry_run, on_step=_show_step)
+    if not quiet:
+        _err(undo_summary(result))
     if result.count("failed"):
         raise typer.Exit(3)
 
@@ -461,7 +471,13 @@ def query_cmd(
                      show_default=False),
     ] = None,
     fail_on_miss: Annotated[
-        bool, typer.Option("--fail-on-miss", help="Exit 1 when no result meets --threshold (is this a known image?).")
+        bool, typer.Option("--fail-on-miss", help="Exit 1 when no result meets --threshold (is this a known image?). "
+                                                  "An indexed image finds itself at 1.0, so this never fails for one: "
+                                                  "add --exclude-self to ask whether anything else matches.")
+    ] = False,
+    exclude_self: Annotated[
+        bool, typer.Option("--exclude-self", help="Leave the query image's own path out of the results "
+                                                  "(its copies under other paths stay).")
     ] = False,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the results to FILE.", dir_okay=False, show_default=False)] = None,
@@ -475,7 +491,7 @@ def query_cmd(
     from .render import query_csv, query_html, query_json, query_table
 
     report = api.query(image_or_text, index_dir=str(index or _default_index()), k=k, threshold=threshold,
-                       device=device.value, precision=precision.value)
+                       exclude_self=exclude_self, device=device.value, precision=precision.value)
     _emit(fmt, output, report, query_json, query_csv, query_table, lambda r: query_html(r, thumbs=_thumbs(r, None)))
     if fail_on_miss and not report.results:
         raise typer.Exit(1)

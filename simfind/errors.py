@@ -23,6 +23,14 @@ class IndexUnreadable(SimfindError):
     """The index exists but cannot be read (corrupt, newer schema, locked for too long)."""
 
 
+class IndexDamaged(IndexUnreadable):
+    """The catalog file is damaged (SQLite finds it malformed, or it is empty); `index --rebuild` sets it aside."""
+
+
+class IndexReadOnly(SimfindError):
+    """A command that writes the index was given one it cannot write."""
+
+
 class ModelUnavailable(SimfindError):
     """The CLIP model's weights cannot be had (offline, not cached, folder missing)."""
 

@@ -110,6 +110,7 @@ class DupesReport:
     groups: tuple[Group, ...]
     files: int
     errors: int
+    missing: int = 0  # indexed files that would have been reported but are gone from disk: left out
 
     @property
     def duplicates(self) -> int:
@@ -150,7 +151,7 @@ class ActionStep:
     action: str  # move | hardlink | symlink | delete | restore
     path: str
     keep: str  # the group's keeper (the file that stays)
-    status: str  # done | planned | skipped | failed
+    status: str  # done | planned | skipped | failed | already (undo: restored before)
     target: str | None = None  # move destination
     reason: str = ""
 

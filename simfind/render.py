@@ -8,7 +8,7 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from .records import DupesReport, IndexInfo, IndexReport, QueryReport
+from .records import ActionReport, ActionStep, DupesReport, IndexInfo, IndexReport, QueryReport
 
 if TYPE_CHECKING:  # rich is imported by the table renderers only: JSON, CSV and summaries do without it
     from rich.console import Console
@@ -71,14 +71,20 @@ def dupes_csv(report: DupesReport) -> str:
     return out.getvalue()
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """"1 file", "2 files"."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def dupes_summary(report: DupesReport) -> str:
     wasted = sum(g.wasted_bytes for g in report.groups)
     line = (
-        f"{len(report.groups)} groups, {report.duplicates} duplicates, {human_bytes(wasted)} reclaimable "
-        f"among {report.files} files (by {report.by}, threshold {report.threshold:g})"
+        f"{counted(len(report.groups), 'group')}, {counted(report.duplicates, 'duplicate')}, "
+        f"{human_bytes(wasted)} reclaimable among {counted(report.files, 'file')} "
+        f"(by {report.by}, threshold {report.threshold:g})"
     )
     if report.errors:
-        line += f"; {report.errors} files could not be read (simfind info --errors)"
+        line += f"; {counted(report.errors, 'file')} could not be read (simfind info --errors)"
     return line
 
 
@@ -95,7 +101,7 @@ def dupes_table(report: DupesReport, console: Console) -> None:
 
     for n, g in enumerate(report.groups, 1):
         table = Table(
-            title=f"Group {n}: {len(g.members)} files, {human_bytes(g.wasted_bytes)} reclaimable",
+            title=f"Group {n}: {counted(len(g.members), 'file')}, {human_bytes(g.wasted_bytes)} reclaimable",
             title_justify="left",
             show_edge=False,
             expand=False,
@@ -120,7 +126,7 @@ def dupes_table(report: DupesReport, console: Console) -> None:
 
 
 def index_summary(report: IndexReport, index_dir: str, seconds: float | None = None) -> str:
-    parts = [f"{report.scanned} images found", f"{report.added} new", f"{report.updated} changed"]
+    parts = [f"{counted(report.scanned, 'image')} found", f"{report.added:,} new", f"{report.updated:,} changed"]
     if report.renamed:
         parts.append(f"{report.renamed} renamed")
     if report.removed:
@@ -132,10 +138,43 @@ def index_summary(report: IndexReport, index_dir: str, seconds: float | None = N
         parts.append(f"{report.refreshed} re-read for this simfind version")
     line = "indexed: " + ", ".join(parts)
     if report.failed:
-        line += f"; {report.failed} could not be read (simfind info --errors)"
+        line += f"; {counted(report.failed, 'file')} could not be read (simfind info --errors)"
     if seconds is not None:
         line += f"; {seconds:.1f} s"
     return line + f" -> {index_dir}"
+
+
+_VERBS = {"move": "moved", "hardlink": "hard-linked", "symlink": "symlinked", "delete": "deleted"}
+
+
+def action_line(step: ActionStep) -> str:
+    """One file acted on, as the plan (--dry-run) or the record says it."""
+    if step.status in ("skipped", "failed"):
+        return f"{step.status} {step.path}: {step.reason}"
+    if step.action.startswith("undo "):
+        return f"{'would restore' if step.status == 'planned' else 'restored'} {step.path}"
+    arrow = f" -> {step.target}" if step.target else (f" -> {step.keep}" if "link" in step.action else "")
+    verb = f"would {step.action}" if step.status == "planned" else _VERBS[step.action]
+    return f"{verb} {step.path}{arrow}"
+
+
+def action_summary(report: ActionReport, action: str) -> str:
+    verb, skipped, failed = _VERBS[action], report.count("skipped"), report.count("failed")
+    if report.dry_run:
+        return (f"dry run: {counted(report.count('planned'), 'file')} would be {verb}, {skipped:,} skipped; "
+                "nothing was changed")
+    return (f"{counted(report.count('done'), 'file')} {verb}, {skipped:,} skipped, {failed:,} failed; "
+            f"log: {report.log} (`simfind undo {report.log}` reverses moves and links)")
+
+
+def undo_summary(report: ActionReport) -> str:
+    already = report.count("already")
+    if already and already == len(report.steps):
+        return f"nothing to undo: the {counted(already, 'file')} of this log were restored already"
+    done = report.count("planned" if report.dry_run else "done")
+    line = (f"{counted(done, 'file')} {'would be ' if report.dry_run else ''}restored, "
+            f"{report.count('skipped'):,} skipped, {report.count('failed'):,} failed")
+    return line + (f", {already:,} restored already" if already else "")
 
 
 def info_dict(info: IndexInfo, with_errors: bool) -> dict:

@@ -10,11 +10,13 @@ it is rebuilt in memory and not saved.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .atomic import write_atomically
-from .catalog import Catalog
+from .catalog import CATALOG_NAME, Catalog, damage_error, is_damage
+from .errors import IndexMissing, IndexReadOnly
 from .lock import WriterLock, writer_lock
 
 if TYPE_CHECKING:
@@ -24,6 +26,28 @@ VECTOR_PREFIX = "clip-"
 VECTOR_SUFFIX = ".faiss"
 WINDOWS_PREFIX = "windows-"
 WINDOWS_SUFFIX = ".npz"
+
+
+def default_index_dir() -> str:
+    """The index `--index` names when it is not given: a per-user data folder."""
+    from platformdirs import user_data_dir
+
+    return os.path.join(user_data_dir("simfind", appauthor=False), "index")
+
+
+def _set_aside(path: str, notify: Callable[[str], None]) -> None:
+    """`index --rebuild`: the catalog (with its WAL files) is renamed to a dated name beside it, never deleted, and
+    the files derived from it are removed."""
+    catalog = os.path.join(path, CATALOG_NAME)
+    if os.path.exists(catalog):
+        aside = os.path.join(path, time.strftime("catalog-set-aside-%Y%m%d-%H%M%S.sqlite"))
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(catalog + suffix):
+                os.replace(catalog + suffix, aside + suffix)
+        notify(f"the old catalog is set aside as {aside}; indexing from blank")
+    for name in os.listdir(path):
+        if name.startswith((VECTOR_PREFIX, WINDOWS_PREFIX)) and name.endswith((VECTOR_SUFFIX, WINDOWS_SUFFIX)):
+            os.unlink(os.path.join(path, name))
 
 
 class IndexDir:
@@ -36,13 +60,27 @@ class IndexDir:
         self._windows: tuple[int, np.ndarray, np.ndarray] | None = None
 
     @classmethod
-    def open(cls, path: str, *, write: bool = False, notify: Callable[[str], None] = lambda m: None) -> IndexDir:
-        """For reading (the index must exist), or for writing (created where missing, after taking the writer
-        lock, which it holds until close())."""
+    def open(cls, path: str, *, write: bool = False, rebuild: bool = False,
+             notify: Callable[[str], None] = lambda m: None) -> IndexDir:
+        """For reading (the index must exist; a read-only one is read as it is), or for writing (created where
+        missing, after taking the writer lock, which it holds until close()). `rebuild` (writing only): the
+        catalog and the files derived from it are set aside first, and the index starts again from blank."""
         if not write:
-            return cls(path, Catalog.open(path, create=False), None)
+            try:
+                return cls(path, Catalog.open(path, create=False), None)
+            except IndexMissing:
+                if os.path.abspath(path) != os.path.abspath(default_index_dir()):
+                    raise
+                raise IndexMissing("no index yet: run `simfind index DIR` first (or pass --index PATH)") from None
+        if os.path.isdir(path) and not os.access(path, os.W_OK):
+            raise IndexReadOnly(
+                f"the index at {path} is read-only here: `simfind index` and `simfind dupes PATH` (which indexes "
+                "PATH first) need to write it; `simfind dupes` without paths, `query` and `info` read it as it is"
+            )
         lock = writer_lock(path, notify)
         try:
+            if rebuild:
+                _set_aside(path, notify)
             return cls(path, Catalog.open(path, create=True), lock)
         except BaseException:
             lock.release()
@@ -57,8 +95,10 @@ class IndexDir:
     def __enter__(self) -> IndexDir:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         self.close()
+        if exc is not None and is_damage(exc):  # SQLite found the damage while reading or writing a page
+            raise damage_error(self.catalog.path, exc) from None
 
     @property
     def revision(self) -> int:

@@ -85,15 +85,82 @@ def test_a_file_changed_since_indexing_is_never_touched(library, tmp_path, cli):
     assert not (library / "b" / "x copy.jpg").exists()  # the unchanged duplicate was acted on
 
 
-def test_nothing_is_touched_when_the_keeper_changed_or_vanished(library, tmp_path, cli):
+def test_nothing_is_touched_when_the_keeper_changed(library, tmp_path, cli):
     """The last copy rule: members are only acted on while their keeper is there, unchanged."""
     _index(cli, library)
-    (library / "a" / "x.jpg").unlink()
+    keeper = library / "a" / "x.jpg"
+    save(picture(98), keeper, quality=92)  # no longer the picture the index knows
     result = cli("dupes", "--action", "delete", "--yes", "--log", tmp_path / "d.jsonl")
     assert result.exit_code == 0, result.stderr
     assert (library / "b" / "x copy.jpg").exists() and (library / "b" / "deep" / "x_small.jpg").exists()
     assert "nothing in this group was touched" in result.stderr
     assert not (library / "c" / "y_turned.jpg").exists()  # the other group was fine
+
+
+def test_nothing_is_touched_when_the_keeper_vanished_after_the_report(library, tmp_path, cli):
+    from simfind import api
+    from simfind.actions import act
+
+    _index(cli, library)
+    report = api.duplicates(index_dir=str(cli.index_dir))
+    x_group = next(g for g in report.groups if g.keep.path.endswith("x.jpg"))
+    os.unlink(x_group.keep.path)
+    result = act(report.groups, "delete", log=str(tmp_path / "d.jsonl"))
+    assert (library / "b" / "x copy.jpg").exists() and (library / "b" / "deep" / "x_small.jpg").exists()
+    assert {s.status for s in result.steps if s.keep == x_group.keep.path} == {"skipped"}
+    assert not (library / "c" / "y_turned.jpg").exists()
+
+
+def test_a_report_never_lists_a_file_gone_from_disk(library, tmp_path, cli):
+    _index(cli, library)
+    (library / "a" / "x.jpg").unlink()  # a keeper
+    (library / "c" / "y_turned.jpg").unlink()  # the only other file of its group
+    result = cli("dupes", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    listed = {os.path.basename(f["path"]) for g in json.loads(result.stdout)["groups"] for f in g["files"]}
+    assert listed == {"x copy.jpg", "x_small.jpg"}  # the byte copy is the keeper now
+    assert "2 files to report are gone from disk" in result.stderr and "simfind index" in result.stderr
+    table = cli("dupes")
+    assert "x.jpg " not in table.stdout and "y_turned" not in table.stdout and "y.png" not in table.stdout
+    query = cli.json("query", library / "a" / "y.png", "-k", "10")
+    assert "y_turned.jpg" not in {os.path.basename(r["path"]) for r in query["results"]}
+    assert len(query["results"]) == 4  # every file still on disk
+
+
+def test_the_record_of_an_action_goes_to_stdout_and_quiet_silences_the_summary(library, tmp_path, cli):
+    _index(cli, library)
+    trash, log = tmp_path / "trash", tmp_path / "moves.jsonl"
+    result = cli("dupes", "--action", "move", "--to", trash, "--yes", "--log", log, "--quiet")
+    assert result.exit_code == 0
+    assert sorted(re.findall(r"^moved (.+) -> ", result.stdout, re.M)) == sorted(
+        str(library / p) for p in ("b/x copy.jpg", "b/deep/x_small.jpg", "c/y_turned.jpg"))
+    assert result.stderr == ""
+    undone = cli("undo", log, "--quiet", index=False)
+    assert undone.exit_code == 0 and undone.stderr == "" and undone.stdout.count("restored ") == 3
+
+
+def test_undo_twice_says_so_once_and_removes_the_folders_the_move_made(library, tmp_path, cli):
+    _index(cli, library)
+    trash, log = tmp_path / "trash", tmp_path / "moves.jsonl"
+    assert cli("dupes", "--action", "move", "--to", trash, "--yes", "--log", log).exit_code == 0
+    assert (trash / "b" / "deep").is_dir()
+    first = cli("undo", log, index=False)
+    assert first.exit_code == 0 and "3 files restored" in first.stderr
+    assert not trash.exists()  # b/deep, b, c and the --to folder itself: all made by the move, all empty now
+    again = cli("undo", log, index=False)
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr.strip() == "simfind: nothing to undo: the 3 files of this log were restored already"
+    assert again.stdout == ""
+
+
+def test_undo_keeps_a_destination_that_existed_and_a_file_put_there(library, tmp_path, cli):
+    _index(cli, library)
+    trash, log = tmp_path / "trash", tmp_path / "moves.jsonl"
+    (trash / "c").mkdir(parents=True)
+    assert cli("dupes", "--action", "move", "--to", trash, "--yes", "--log", log).exit_code == 0
+    (trash / "c" / "notes.txt").write_text("mine")
+    assert cli("undo", log, index=False).exit_code == 0
+    assert sorted(str(p.relative_to(trash)) for p in trash.rglob("*")) == ["c", "c/notes.txt"]
 
 
 def test_hardlink_and_symlink_replace_byte_copies_only_and_undo(library, tmp_path, cli):
@@ -201,3 +268,17 @@ def test_query_html(library, tmp_path, cli):
 def test_groups_stay_put_in_the_report_after_a_dry_run(library, cli):
     _index(cli, library)
     assert [len(g) for g in group_paths(cli.json("dupes"))] == [3, 2]
+
+
+@pytest.mark.parametrize("scoped", [False, True])
+def test_a_move_destination_inside_an_indexed_folder_is_refused(library, tmp_path, cli, scoped):
+    if not scoped:
+        _index(cli, library)
+    before = _snapshot(library)
+    args = ["dupes", *([library] if scoped else []), "--action", "move", "--to", library / "_dupes", "--yes"]
+    result = cli(*args)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "inside" in result.stderr and str(library) in result.stderr
+    assert _snapshot(library) == before and not (library / "_dupes").exists()
+    outside = cli("dupes", library, "--action", "move", "--to", tmp_path / "elsewhere", "--yes", "-q")
+    assert outside.exit_code == 0 and (tmp_path / "elsewhere").is_dir()

@@ -55,7 +55,7 @@ def test_csv_has_one_row_per_file(small_set, cli):
 def test_machine_formats_keep_stdout_clean(small_set, cli):
     result = cli("dupes", small_set, "--format", "json")
     json.loads(result.stdout)  # nothing but the document on stdout
-    assert "1 groups" in result.stderr  # the summary goes to stderr
+    assert "1 group," in result.stderr  # the summary goes to stderr
     quiet = cli("dupes", small_set, "--format", "json", "--quiet")
     assert quiet.stderr == ""
 
@@ -63,7 +63,7 @@ def test_machine_formats_keep_stdout_clean(small_set, cli):
 def test_table_for_people(small_set, cli):
     result = cli("dupes", small_set)
     assert result.exit_code == 0
-    assert "keep" in result.stdout and "a.png" in result.stdout and "1 groups, 1 duplicates" in result.stdout
+    assert "keep" in result.stdout and "a.png" in result.stdout and "1 group, 1 duplicate," in result.stdout
 
 
 def test_output_file(small_set, cli, tmp_path):
@@ -111,7 +111,8 @@ def test_unreadable_catalog_is_exit_3(tmp_path, cli):
     cli.index_dir.mkdir()
     (cli.index_dir / "catalog.sqlite").write_bytes(b"this is not a database" * 100)
     result = cli("dupes")
-    assert result.exit_code == 3 and "cannot be read" in result.stderr and "Traceback" not in result.stderr
+    assert result.exit_code == 3 and "damaged" in result.stderr and "--rebuild" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
 
 
 def test_bad_files_are_recorded_counted_and_listed(tmp_path, cli):
@@ -123,7 +124,7 @@ def test_bad_files_are_recorded_counted_and_listed(tmp_path, cli):
     os.symlink(root / "gone.jpg", root / "dangling.jpg")
     index = cli("index", root, "--no-clip")
     assert index.exit_code == 0
-    assert f"{len(BAD_FILES) + 1} could not be read" in index.stderr
+    assert f"{len(BAD_FILES) + 1} files could not be read" in index.stderr
     d = cli.json("dupes")
     assert d["stats"]["errors"] == len(BAD_FILES) + 1 and len(d["groups"]) == 1
     info = json.loads(cli("info", "--errors", "--format", "json").stdout)

@@ -147,6 +147,23 @@ def test_text_query_without_embeddings_is_a_clear_error(pics, cli):
     assert result.exit_code == 2 and "needs CLIP" in result.stderr
 
 
+def test_text_query_on_an_empty_index_is_the_same_error(tmp_path, cli):
+    (tmp_path / "empty").mkdir()
+    assert cli("index", tmp_path / "empty", "--no-clip", "--quiet").exit_code == 0
+    result = cli("query", "a red car")
+    assert result.exit_code == 2 and "needs CLIP" in result.stderr and result.stdout == ""
+
+
+def test_exclude_self_leaves_the_query_path_out_so_fail_on_miss_can_fail(pics, cli):
+    cli("index", pics, "--no-clip", "--quiet")
+    assert cli("query", pics / "p2.jpg", "--threshold", "0.99", "--fail-on-miss").exit_code == 0  # itself, at 1.0
+    alone = cli("query", pics / "p2.jpg", "--threshold", "0.99", "--fail-on-miss", "--exclude-self")
+    assert alone.exit_code == 1
+    d = cli.json("query", pics / "a.png", "--exclude-self", "-k", "1")
+    assert [os.path.basename(r["path"]) for r in d["results"]] == ["a.bmp"]  # its copy stays
+    assert "--exclude-self" in cli("query", "--help", index=False).stdout
+
+
 def test_image_query_without_embeddings_ranks_by_hash(pics, cli):
     cli("index", pics, "--no-clip", "--quiet")
     d = cli.json("query", pics / "copies" / "a.bmp", "-k", "2")

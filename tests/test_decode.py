@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from simfind.decode import DecodeError, decode, to_rgb
-from simfind.hashing import image_phash as perceptual_hash, similarity
+from simfind.hashing import image_phash as perceptual_hash
+from simfind.hashing import similarity
 
 from .conftest import jpeg_bytes, picture
 

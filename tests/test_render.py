@@ -11,10 +11,35 @@ import json
 import pytest
 from rich.console import Console
 
-from simfind.records import DupesReport, Failure, FileRef, Group, IndexedFile, IndexInfo, IndexReport, Match, \
-    Member, QueryReport
-from simfind.render import dupes_csv, dupes_json, dupes_summary, dupes_table, index_summary, info_dict, info_table, \
-    query_csv, query_json, query_table
+from simfind.records import (
+    ActionReport,
+    ActionStep,
+    DupesReport,
+    Failure,
+    FileRef,
+    Group,
+    IndexedFile,
+    IndexInfo,
+    IndexReport,
+    Match,
+    Member,
+    QueryReport,
+)
+from simfind.render import (
+    action_line,
+    action_summary,
+    dupes_csv,
+    dupes_json,
+    dupes_summary,
+    dupes_table,
+    index_summary,
+    info_dict,
+    info_table,
+    query_csv,
+    query_json,
+    query_table,
+    undo_summary,
+)
 
 ODD = '/photos/a "b", c/été 写真.jpg'  # a comma, double quotes, accents, CJK, spaces
 QUOTE = "/photos/it's x,y.jpg"  # a single quote
@@ -130,6 +155,41 @@ def test_dupes_summary_wording():
     assert dupes_summary(clean) == "0 groups, 0 duplicates, 0 B reclaimable among 7 files (by clip, threshold 0.95)"
 
 
+def test_summaries_say_one_in_the_singular():
+    one = DupesReport(threshold=0.9, by="hash", groups=(_report().groups[1],), files=1, errors=1)
+    assert dupes_summary(one) == ("1 group, 1 duplicate, 9.0 KB reclaimable among 1 file (by hash, threshold 0.9); "
+                                  "1 file could not be read (simfind info --errors)")
+    report = _index_report(scanned=1, added=1, failed=1, failures=(Failure(FileRef("/p/a.jpg", 1, 1), "bad"),))
+    assert index_summary(report, "/idx").startswith("indexed: 1 image found, 1 new")
+    assert "; 1 file could not be read" in index_summary(report, "/idx")
+    table = _table(lambda c: dupes_table(one, c))
+    assert "Group 1: 2 files" in table and "1 group, 1 duplicate," in table
+
+
+def _steps(*statuses: str, action: str = "move") -> ActionReport:
+    return ActionReport(tuple(ActionStep(action, f"/p/{i}.jpg", "/p/k.jpg", s, f"/d/{i}.jpg" if action == "move"
+                                         else None, "why" if s in ("skipped", "failed") else "")
+                              for i, s in enumerate(statuses)), dry_run="planned" in statuses, log="/l.jsonl")
+
+
+def test_action_lines_and_summaries():
+    report = _steps("done", "skipped")
+    assert [action_line(s) for s in report.steps] == ["moved /p/0.jpg -> /d/0.jpg", "skipped /p/1.jpg: why"]
+    assert action_summary(report, "move") == ("1 file moved, 1 skipped, 0 failed; log: /l.jsonl "
+                                              "(`simfind undo /l.jsonl` reverses moves and links)")
+    plan = _steps("planned", "planned", action="hardlink")
+    assert action_line(plan.steps[0]) == "would hardlink /p/0.jpg -> /p/k.jpg"
+    assert action_summary(plan, "hardlink") == "dry run: 2 files would be hard-linked, 0 skipped; nothing was changed"
+
+
+def test_undo_summary_of_a_log_undone_twice_is_one_line():
+    again = ActionReport(tuple(ActionStep("undo move", f"/p/{i}.jpg", "/p/k.jpg", "already") for i in range(3)),
+                         dry_run=False, log="/l.jsonl")
+    assert undo_summary(again) == "nothing to undo: the 3 files of this log were restored already"
+    partly = ActionReport((*again.steps, ActionStep("undo move", "/p/x.jpg", "/p/k.jpg", "done")), False, "/l")
+    assert undo_summary(partly) == "1 file restored, 0 skipped, 0 failed, 3 restored already"
+
+
 # -- query ----------------------------------------------------------------------------------------------------
 
 
@@ -209,7 +269,7 @@ def test_index_summary_of_a_first_run():
     report = _index_report(scanned=120, added=118, failed=2,
                            failures=(Failure(FileRef("/p/a.jpg", 1, 1), "truncated JPEG"),) * 2)
     assert index_summary(report, "/idx", 3.25) == ("indexed: 120 images found, 118 new, 0 changed, 0 unchanged; "
-                                                   "2 could not be read (simfind info --errors); 3.2 s -> /idx")
+                                                   "2 files could not be read (simfind info --errors); 3.2 s -> /idx")
 
 
 def test_index_summary_of_a_re_run_with_nothing_to_do():
