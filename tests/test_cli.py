@@ -265,3 +265,18 @@ def test_two_processes_on_one_index_do_not_corrupt_it(small_set, tmp_path):
     conn = sqlite3.connect(os.path.join(idx, "catalog.sqlite"))
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT path) FROM files").fetchone() == (43, 43)
+
+
+def test_a_table_piped_or_redirected_never_splits_a_path(tmp_path, cli):
+    deep = tmp_path / ("a folder with a long descriptive name " * 3).strip() / "and another level below it"
+    save(picture(7), deep / "holiday photo number one.jpg", quality=90)
+    save(picture(7).resize((320, 240)), deep / "holiday photo number one (small copy).jpg", quality=85)
+    cli("index", deep, "--no-clip", "--quiet")
+    piped = subprocess.run([*SIMFIND, "dupes", "--index", str(cli.index_dir)], capture_output=True, text=True,
+                           cwd=tmp_path / "..")
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.splitlines()
+    for name in ("holiday photo number one.jpg", "holiday photo number one (small copy).jpg"):
+        shown = str((deep / name).relative_to(tmp_path.parent))  # below the working folder: shown relative
+        assert any(line.endswith(" " + shown) for line in lines), piped.stdout
+    assert not any(line != line.rstrip() for line in lines)  # no padding to some terminal width either
