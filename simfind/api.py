@@ -99,7 +99,7 @@ def duplicates(
 ) -> DupesReport:
     """Groups of duplicates among indexed files (under `paths` where given; those are indexed first).
     `keep` picks each group's keeper (keeper.keeper_rule)."""
-    keep_key = keeper_rule(keep)
+    keeper = keeper_rule(keep)
     check_choice("--by", by, BY)
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--threshold must be a similarity between 0 and 1, not {threshold}")
@@ -110,7 +110,7 @@ def duplicates(
             found = scan(scope, on_found=lambda n: progress("scan", n, 0))
             _update(idx, scope, found, _model(spec, notify), workers=workers, progress=progress)
         progress("group", 0, 1)
-        report = _group(idx, scope or None, threshold, by, keep_key)
+        report = _group(idx, scope or None, threshold, by, keeper)
     if between:
         kept = spanning(report.groups, *_existing_roots(between))
         report = DupesReport(report.threshold, report.by, tuple(kept), report.files, report.errors)
@@ -118,7 +118,7 @@ def duplicates(
     return report
 
 
-def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: str, keep_key) -> DupesReport:
+def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: str, keeper) -> DupesReport:
     """Exact copies collapse into one node; near pairs (hash, CLIP or both) are searched between nodes and joined
     into star groups. With by="auto", `threshold` applies to CLIP and hashes use their own default."""
     catalog = idx.catalog
@@ -145,7 +145,7 @@ def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: 
         pairs += hash_pairs(reps, threshold if mode == "hash" else DEFAULT_HASH_THRESHOLD, win)
     if mode in ("clip", "auto") and vectors:
         pairs += clip_pairs(reps, vectors, threshold)
-    groups = make_groups(nodes, pairs, keep_key=keep_key, similarity=Similarity(vectors, win))
+    groups = make_groups(nodes, pairs, keeper=keeper, similarity=Similarity(vectors, win))
     return DupesReport(threshold=threshold, by=mode, groups=tuple(groups), files=len(files),
                        errors=len(catalog.errors(roots)))
 
