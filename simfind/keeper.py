@@ -137,7 +137,7 @@ def _locally_edited(reps: list[list[IndexedFile]], thumbs) -> set[int]:
 def _unpool(cells):
     import numpy as np
 
-    side = int(round(np.sqrt(cells.shape[-1])))
+    side = round(np.sqrt(cells.shape[-1]))
     return np.repeat(np.repeat(cells.reshape(side, side), 2, axis=0), 2, axis=1)
 
 
