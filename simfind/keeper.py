@@ -4,7 +4,8 @@ The default keeper is the file a person would call the original. Edited copies g
 rest of the group: a copy shown turned while the others agree on one way up (a pixel rotation, an EXIF tag that
 turns it), or a copy that differs from the group's consensus in one region while agreeing elsewhere (a watermark,
 a logo, a caption drawn over the picture). Among the files that are not such copies: the most picture pixels
-(letterbox bars and frames not counted; counts within a trim's precision are the same), then evidence of being the source (camera EXIF; the higher JPEG quality
+(letterbox bars and frames not counted; counts within a trim's precision are the same, and then a file
+without bars or a frame first), then evidence of being the source (camera EXIF; the higher JPEG quality
 estimated from the quantisation table, a lossless file counting as the highest; stored with an EXIF orientation
 rather than pixel-rotated), then the oldest, then the largest file, then the path (deterministic).
 `--keep RULE` replaces all of this with a plain rule (keeper_rule).
@@ -43,10 +44,11 @@ default_key = pixels_key  # the fallback of the plain rules below
 
 
 def evidence_key(f: IndexedFile):
-    """Among files of the same picture size: camera EXIF, then the higher JPEG quality, then stored with an EXIF
+    """Among files of the same picture size: no bars or frame around the picture (those are added to a picture,
+    hashing.trimmed_thumbnail), then camera EXIF, then the higher JPEG quality, then stored with an EXIF
     orientation, then more picture pixels, then oldest, then largest, then path."""
     quality = LOSSLESS if f.quality is None else f.quality
-    return (-bool(f.camera), -quality, -(f.orientation not in (None, 1)), -f.picture_pixels, f.mtime_ns, -f.size,
+    return (bool(f.frame), -bool(f.camera), -quality, -(f.orientation not in (None, 1)), -f.picture_pixels, f.mtime_ns, -f.size,
             f.path)
 
 
