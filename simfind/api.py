@@ -95,7 +95,7 @@ def duplicates(
 ) -> DupesReport:
     """Groups of duplicates among indexed files (under `paths` where given; those are indexed first).
     `keep` picks each group's keeper (keeper.keeper_rule)."""
-    keep_key = keeper_rule(keep)
+    keeper = keeper_rule(keep)
     check_choice("--by", by, BY)
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--threshold must be a similarity between 0 and 1, not {threshold}")
@@ -106,7 +106,7 @@ def duplicates(
             found = scan(scope, on_found=lambda n: progress("scan", n, 0))
             _update(idx, scope, found, _model(spec, notify), workers=workers, progress=progress)
         progress("group", 0, 1)
-        report = _group(idx, scope or None, threshold, by, keep_key, notify)
+        report = _group(idx, scope or None, threshold, by, keeper, notify)
     if between:
         kept = spanning(report.groups, *_existing_roots(between))
         report = DupesReport(report.threshold, report.by, tuple(kept), report.files, report.errors, report.missing)
@@ -114,7 +114,7 @@ def duplicates(
     return report
 
 
-def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: str, keep_key,
+def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: str, keeper,
            notify: Notify = _quiet_notify) -> DupesReport:
     """Exact copies collapse into one node; near pairs (hash, CLIP or both) are searched between nodes and joined
     into star groups. With by="auto", `threshold` applies to CLIP and hashes use their own default. A file gone
@@ -135,18 +135,18 @@ def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: 
     if mode in ("auto", "clip"):
         ids, vecs = catalog.embeddings(roots)
         vectors = dict(zip(ids.tolist(), vecs))
-    groups, gone = _groups_of(idx, files, mode, threshold, vectors, keep_key), set()
+    groups, gone = _groups_of(idx, files, mode, threshold, vectors, keeper), set()
     while went := {m.file.id for g in groups for m in g.members if not os.path.exists(m.file.path)}:
         gone |= went  # a stat per reported file; the groups are made again only when some went
         files = [f for f in files if f.id not in went]
-        groups = _groups_of(idx, files, mode, threshold, vectors, keep_key)
+        groups = _groups_of(idx, files, mode, threshold, vectors, keeper)
     if gone:
         notify(_gone_notice(len(gone)))
     return DupesReport(threshold=threshold, by=mode, groups=tuple(groups), files=len(files),
                        errors=len(catalog.errors(roots)), missing=len(gone))
 
 
-def _groups_of(idx: IndexDir, files, mode: str, threshold: float, vectors: dict, keep_key) -> list:
+def _groups_of(idx: IndexDir, files, mode: str, threshold: float, vectors: dict, keeper) -> list:
     nodes = by_content(files)
     reps = [n[0] for n in nodes]
     pairs, win = [], {}
@@ -155,7 +155,7 @@ def _groups_of(idx: IndexDir, files, mode: str, threshold: float, vectors: dict,
         pairs += hash_pairs(reps, threshold if mode == "hash" else DEFAULT_HASH_THRESHOLD, win)
     if mode in ("clip", "auto") and vectors:
         pairs += clip_pairs(reps, vectors, threshold)
-    return make_groups(nodes, pairs, keep_key=keep_key, similarity=Similarity(vectors, win))
+    return make_groups(nodes, pairs, keeper=keeper, similarity=Similarity(vectors, win))
 
 
 def _gone_notice(n: int) -> str:

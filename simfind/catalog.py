@@ -61,10 +61,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # versions (content_pixels short of width x height) are decoded again by the next `index` run.
         "ALTER TABLE files ADD COLUMN frame BLOB",
     ),
+    (
+        # evidence of being the source, for choosing the keeper: camera EXIF (0/1, never NULL in rows written from
+        # this version on), the JPEG quality estimated from the quantisation table (NULL: not a JPEG) and the
+        # stored EXIF orientation (NULL: none). Rows from older versions are decoded again by the next `index`.
+        "ALTER TABLE files ADD COLUMN camera INTEGER",
+        "ALTER TABLE files ADD COLUMN jpeg_quality INTEGER",
+        "ALTER TABLE files ADD COLUMN orientation INTEGER",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_FILE_COLUMNS = "id, path, size, mtime_ns, content_hash, width, height, phash, thumb, content_pixels, frame"
+_FILE_COLUMNS = ("id, path, size, mtime_ns, content_hash, width, height, phash, thumb, content_pixels, frame, camera,"
+                 " jpeg_quality, orientation")
 
 
 def under_clause(roots: Sequence[str]) -> tuple[str, list[str]]:
@@ -257,11 +266,10 @@ class Catalog:
         return {"files": row[0], "errors": row[1], "hashed": row[2], "embedded": row[3]}
 
     def outdated(self, roots: Sequence[str]) -> set[str]:
-        """Paths under `roots` indexed by a simfind older than the thumbnail (schema 3), or trimmed ones older
-        than their frame (schema 5): decoded again."""
+        """Paths under `roots` indexed by a simfind older than the current schema (camera is set in every image
+        row written since): decoded again, so that every row holds what this version reads from a file."""
         clause, args = under_clause(roots)
-        sql = (f"SELECT path FROM files WHERE error IS NULL AND (thumb IS NULL OR (frame IS NULL AND content_pixels"
-               f" < width * height)) AND {clause}")
+        sql = f"SELECT path FROM files WHERE error IS NULL AND camera IS NULL AND {clause}"
         return {r[0] for r in self.conn.execute(sql, args)}
 
     def unembedded(self, roots: Sequence[str]) -> set[str]:
@@ -324,20 +332,22 @@ class Catalog:
         for r in results:
             if isinstance(r, Features):
                 rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, r.content_hash, r.width, r.height, r.phash, None,
-                             now, embeddings.get(r.ref.path), r.thumb or None, r.content_pixels, r.frame or None))
+                             now, embeddings.get(r.ref.path), r.thumb or None, r.content_pixels, r.frame or None,
+                             int(r.camera), r.quality, r.orientation))
             else:
                 rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, None, None, None, None, r.reason, now, None, None,
-                             None, None))
+                             None, None, None, None, None))
         with self.transaction():
             self.conn.executemany(
                 """INSERT INTO files (path, size, mtime_ns, content_hash, width, height, phash, error, indexed_at,
-                                      embedding, thumb, content_pixels, frame)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      embedding, thumb, content_pixels, frame, camera, jpeg_quality, orientation)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
                      content_hash = excluded.content_hash, width = excluded.width, height = excluded.height,
                      phash = excluded.phash, error = excluded.error, indexed_at = excluded.indexed_at,
                      embedding = excluded.embedding, thumb = excluded.thumb,
-                     content_pixels = excluded.content_pixels, frame = excluded.frame""",
+                     content_pixels = excluded.content_pixels, frame = excluded.frame, camera = excluded.camera,
+                     jpeg_quality = excluded.jpeg_quality, orientation = excluded.orientation""",
                 rows,
             )
             self._bump_embeddings()

@@ -17,6 +17,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 _ORIENTATION_TAG = 0x0112
+# Camera fields: Make, Model (IFD0) and DateTimeOriginal (the EXIF sub-IFD). A camera or phone writes them; an
+# editor, a screenshot or a re-encode without EXIF leaves them out.
+_CAMERA_TAGS = (0x010F, 0x0110)
+_EXIF_IFD, _DATETIME_ORIGINAL = 0x8769, 0x9003
+# The IJG luminance table at quality 50 sums to this; libjpeg scales it by quality (jcparam.c), and most encoders
+# follow it, so the sum of a file's luminance table tells the quality it was saved at.
+_IJG_LUMA_SUM = 3688
 _SWAPS_AXES = {5, 6, 7, 8}
 _BACKGROUND = (255, 255, 255)
 
@@ -26,6 +33,9 @@ class Decoded:
     image: Image.Image  # RGB (or L where grey was asked for), small (draft-decoded), orientation applied
     width: int  # full size as displayed
     height: int
+    camera: bool = False  # the file carries camera EXIF (Make, Model or DateTimeOriginal)
+    quality: int | None = None  # JPEG quality estimated from the luminance quantisation table; None: not a JPEG
+    orientation: int | None = None  # the EXIF orientation tag as stored (None: none)
 
 
 class DecodeError(Exception):
@@ -45,7 +55,10 @@ def decode(data: bytes, draft_size: int, *, grey: bool = False) -> Decoded:
         try:
             img = Image.open(io.BytesIO(data))
             width, height = img.size
-            orientation = _orientation(img)
+            exif = _exif(img)
+            orientation = exif.get(_ORIENTATION_TAG) if exif is not None else None
+            camera = exif is not None and _has_camera_fields(exif)
+            quality = jpeg_quality(img)
             if orientation in _SWAPS_AXES:
                 width, height = height, width
             if getattr(img, "is_animated", False):
@@ -64,7 +77,7 @@ def decode(data: bytes, draft_size: int, *, grey: bool = False) -> Decoded:
             raise DecodeError(_reason(e)) from None
         except MemoryError:
             raise DecodeError("out of memory decoding this image") from None
-    return Decoded(rgb, width, height)
+    return Decoded(rgb, width, height, camera, quality, orientation if isinstance(orientation, int) else None)
 
 
 @lru_cache(maxsize=1)
@@ -79,11 +92,34 @@ def _register_heif() -> None:
         pass
 
 
-def _orientation(img: Image.Image) -> int | None:
+def _exif(img: Image.Image) -> Image.Exif | None:
     try:
-        return img.getexif().get(_ORIENTATION_TAG)
+        return img.getexif()
     except Exception:  # a broken EXIF block must not lose the picture
         return None
+
+
+def _has_camera_fields(exif: Image.Exif) -> bool:
+    try:
+        if any(exif.get(tag) for tag in _CAMERA_TAGS):
+            return True
+        return bool(exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL))
+    except Exception:
+        return False
+
+
+def jpeg_quality(img: Image.Image) -> int | None:
+    """The quality (1-100) a JPEG was saved at, estimated from its luminance quantisation table as libjpeg scales
+    the IJG table; None for other formats."""
+    tables = getattr(img, "quantization", None)
+    if img.format != "JPEG" or not tables:
+        return None
+    luma = tables.get(0) if isinstance(tables, dict) else None
+    if not luma:
+        return None
+    scale = 100.0 * sum(luma) / _IJG_LUMA_SUM  # percent of the quality-50 table
+    quality = 100.0 - scale / 2.0 if scale <= 100.0 else 5000.0 / scale
+    return max(1, min(100, round(quality)))
 
 
 def _reason(e: BaseException) -> str:

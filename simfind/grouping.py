@@ -72,21 +72,21 @@ def by_content(files: Iterable[IndexedFile]) -> list[list[IndexedFile]]:
 
 
 def make_groups(nodes: Sequence[list[IndexedFile]], pairs: Iterable[tuple[int, int, float]], *,
-                keep_key: Callable[[IndexedFile], object],
+                keeper: Callable[[Sequence[IndexedFile]], IndexedFile],
                 similarity: Callable[[IndexedFile, IndexedFile], float]) -> list[Group]:
     """Star groups of `nodes` joined by `pairs` (node numbers), plus every node of two or more byte copies on
-    its own. Each group's keeper (the minimum of `keep_key`) comes first; the others follow by their
+    its own. Each group's keeper (`keeper` of its files, keeper.py) comes first; the others follow by their
     `similarity` to it. Groups are ordered by the bytes they waste, most first."""
     clusters = star_groups(len(nodes), pairs)
     in_cluster = {i for c in clusters for i in c}
     clusters += [[i] for i, n in enumerate(nodes) if len(n) > 1 and i not in in_cluster]
-    groups = [_group([f for i in c for f in nodes[i]], keep_key, similarity) for c in clusters]
+    groups = [_group([f for i in c for f in nodes[i]], keeper, similarity) for c in clusters]
     groups.sort(key=lambda g: (-g.wasted_bytes, g.keep.path))
     return groups
 
 
-def _group(files: list[IndexedFile], keep_key, similarity) -> Group:
-    keep = min(files, key=keep_key)
+def _group(files: list[IndexedFile], keeper, similarity) -> Group:
+    keep = keeper(files)
     others = [Member(f, similarity(keep, f)) for f in files if f is not keep]
     others.sort(key=lambda m: (-m.similarity, m.file.path))
     return Group((Member(keep, 1.0), *others))

@@ -72,7 +72,8 @@ def _unhashed(ref: FileRef, data: bytes, clip: Preprocess | None) -> Result:
     except Exception as e:  # a bad file must never stop a run: record it with what went wrong
         return Failure(ref, f"could not process image ({type(e).__name__}: {e})")
     return Features(ref, content_hash(data), decoded.width, decoded.height, b"", thumb.tobytes(), pixels,
-                    round(decoded.width * decoded.height * share), frame)
+                    round(decoded.width * decoded.height * share), frame, decoded.camera, decoded.quality,
+                    decoded.orientation)
 
 
 def _with_phashes(results: list[Result]) -> list[Result]:

@@ -36,6 +36,10 @@ class Features:
     pixels: Any = field(default=None, repr=False, compare=False)  # CLIP input (S, S, 3) uint8, not stored
     content_pixels: int | None = None  # width x height inside uniform borders (letterbox bars, frames)
     frame: bytes = b""  # trimmed images only: the whole frame's thumbnail and the trimmed box (hashing.FRAME_BYTES)
+    # evidence of being the source, for choosing the keeper (decode.Decoded)
+    camera: bool = False
+    quality: int | None = None
+    orientation: int | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,10 @@ class IndexedFile:
     thumb: bytes | None = field(default=None, repr=False)  # None in rows written before schema 3
     content_pixels: int | None = None  # picture pixels inside uniform borders; None in rows before schema 4
     frame: bytes | None = field(default=None, repr=False)  # trimmed images from schema 5 on (hashing.FRAME_BYTES)
+    # evidence of being the source (decode.Decoded); camera is None in rows before schema 6
+    camera: bool | None = None
+    quality: int | None = None
+    orientation: int | None = None
 
     @property
     def pixels(self) -> int:

@@ -20,15 +20,15 @@ ROWS = {
     # an untrimmed picture (content_pixels = all its pixels, no frame), with an embedding
     "/p/plain.jpg": dict(size=1000, mtime_ns=11, content_hash=b"\1" * 16, width=W, height=H, phash=b"\2" * 8,
                          error=None, indexed_at=1.0, embedding=b"\0\x3c" * 4, thumb=THUMB, content_pixels=W * H,
-                         frame=None),
+                         frame=None, camera=1, jpeg_quality=92, orientation=6),
     # a letterboxed picture: fewer picture pixels than the frame has, and the frame kept
     "/p/letterboxed.jpg": dict(size=900, mtime_ns=12, content_hash=b"\3" * 16, width=W, height=H, phash=b"\4" * 8,
                                error=None, indexed_at=1.0, embedding=None, thumb=THUMB, content_pixels=W * 360,
-                               frame=FRAME),
+                               frame=FRAME, camera=0, jpeg_quality=None, orientation=None),
     # a file that could not be decoded
     "/p/broken.jpg": dict(size=10, mtime_ns=13, content_hash=None, width=None, height=None, phash=None,
                           error="cannot identify image file", indexed_at=1.0, embedding=None, thumb=None,
-                          content_pixels=None, frame=None),
+                          content_pixels=None, frame=None, camera=None, jpeg_quality=None, orientation=None),
 }
 IMAGES = ("/p/letterboxed.jpg", "/p/plain.jpg")
 
@@ -87,8 +87,9 @@ def test_the_hand_built_versions_are_the_versions_they_claim():
         for statement in statements:
             conn.execute(statement)
         seen.append(_columns(conn))
-    assert seen[0][:2] == ["id", "path"] and seen[-1][-1] == "frame"
-    assert [c for c in ("embedding", "thumb", "content_pixels", "frame") if c not in seen[0]] == seen[-1][-4:]
+    added = ("embedding", "thumb", "content_pixels", "frame", "camera", "jpeg_quality", "orientation")
+    assert seen[0][:2] == ["id", "path"] and seen[-1][-1] == "orientation"
+    assert [c for c in added if c not in seen[0]] == seen[-1][-len(added):]
     assert set(ROWS["/p/plain.jpg"]) | {"id", "path"} == set(seen[-1])  # the rows fill every column
 
 
@@ -117,7 +118,8 @@ def test_old_rows_survive_migration(tmp_path, version):
         for path in IMAGES:
             r = {k: (v if k in had else None) for k, v in ROWS[path].items()}  # what this version could hold
             assert got[path] == IndexedFile(ids[path], path, r["size"], r["mtime_ns"], r["content_hash"], r["width"],
-                                            r["height"], r["phash"], r["thumb"], r["content_pixels"], r["frame"])
+                                            r["height"], r["phash"], r["thumb"], r["content_pixels"], r["frame"],
+                                            r["camera"], r["jpeg_quality"], r["orientation"])
         assert catalog.counts() == {"files": 2, "errors": 1, "hashed": 2, "embedded": int("embedding" in had)}
         # the migrated catalog takes new rows like a fresh one
         catalog.write([Features(FileRef("/p/new.jpg", 5, 6), b"\5" * 16, 10, 20, b"\6" * 8, thumb=THUMB,
@@ -125,19 +127,17 @@ def test_old_rows_survive_migration(tmp_path, version):
         assert "/p/new.jpg" in catalog.stat_rows(["/p"]) and "/p/new.jpg" not in catalog.outdated(["/p"])
 
 
-@pytest.mark.parametrize("version", [v for v in range(1, SCHEMA_VERSION) if v != 3])
+@pytest.mark.parametrize("version", range(1, SCHEMA_VERSION))
 def test_rows_an_older_version_could_not_hold_are_decoded_again(tmp_path, version):
-    """Without a thumbnail (before schema 3) every image is decoded again; from schema 4 on, a trimmed picture
-    without its whole frame is; a file that could not be read is not an image to refresh."""
+    """Every image row from an older schema lacks what this version reads from a file (the keeper's evidence, and
+    before that the thumbnail, picture pixels or whole frame), so every image is decoded again; a file that could
+    not be read is not an image to refresh."""
     old = _at_version(tmp_path / "old", version)
     with Catalog.open(str(old), create=False) as catalog:
-        expected = set(IMAGES) if version < 3 else {"/p/letterboxed.jpg"} if version < 5 else set()
-        assert catalog.outdated(["/p"]) == expected
+        assert catalog.outdated(["/p"]) == set(IMAGES)
         assert catalog.outdated(["/elsewhere"]) == set()
 
 
-@pytest.mark.xfail(strict=True, reason="rows from schema 3 (no content_pixels, no frame) are never decoded again: "
-                                       "a letterboxed copy keeps counting its bars when picking the keeper")
 def test_rows_from_schema_3_are_decoded_again(tmp_path):
     """Schema 3 did not record picture pixels or frames, so it cannot tell a letterboxed row from a plain one."""
     old = _at_version(tmp_path / "old", 3)
@@ -203,7 +203,8 @@ def _features(path: str, size: int = 1000, mtime_ns: int = 1, key: int = 1, **kw
 
 def test_written_rows_read_back_as_they_were_written(tmp_path):
     plain = _features("/p/a.jpg", 1000, 11, key=1)
-    framed = _features("/p/sub/b.jpg", 2000, 22, key=2, content_pixels=W * 360, frame=FRAME)
+    framed = _features("/p/sub/b.jpg", 2000, 22, key=2, content_pixels=W * 360, frame=FRAME, camera=True, quality=90,
+                       orientation=6)
     bare = _features("/p/c.jpg", 3000, 33, key=3, thumb=b"", content_pixels=None)  # empty bytes are stored as NULL
     broken = Failure(FileRef("/p/d.jpg", 40, 44), "truncated JPEG")
     with Catalog.open(str(tmp_path / "idx"), create=True) as catalog:
@@ -216,7 +217,7 @@ def test_written_rows_read_back_as_they_were_written(tmp_path):
         got = catalog.indexed_files()
         assert got == [
             IndexedFile(rows[f.ref.path][0], f.ref.path, f.ref.size, f.ref.mtime_ns, f.content_hash, W, H, f.phash,
-                        f.thumb or None, f.content_pixels, f.frame or None)
+                        f.thumb or None, f.content_pixels, f.frame or None, f.camera, f.quality, f.orientation)
             for f in (plain, bare, framed)  # by path
         ]
         assert got[2].picture_pixels == W * 360 and got[1].picture_pixels == W * H

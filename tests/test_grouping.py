@@ -6,7 +6,7 @@ import pytest
 
 from simfind.errors import UsageError
 from simfind.grouping import by_content, make_groups, spanning, star_groups
-from simfind.keeper import default_key, keeper_rule
+from simfind.keeper import keeper_rule
 from simfind.records import IndexedFile
 
 
@@ -40,7 +40,7 @@ def test_byte_copies_are_one_node_and_a_group_even_without_pairs():
     b = _f(3, "/p/b.jpg")
     nodes = by_content([a1, b, a2])
     assert [[f.path for f in n] for n in nodes] == [["/p/a1.jpg", "/p/a2.jpg"], ["/p/b.jpg"]]
-    groups = make_groups(nodes, [], keep_key=default_key, similarity=lambda k, f: 1.0)
+    groups = make_groups(nodes, [], keeper=keeper_rule("pixels"), similarity=lambda k, f: 1.0)
     assert _paths(groups) == [["/p/a1.jpg", "/p/a2.jpg"]]
 
 
@@ -48,7 +48,7 @@ def test_the_keeper_comes_first_and_the_others_follow_by_similarity():
     big = _f(1, "/p/big.jpg", w=400, h=300)
     small, mid = _f(2, "/p/small.jpg", w=100, h=75), _f(3, "/p/mid.jpg", w=200, h=150)
     sims = {"/p/small.jpg": 0.91, "/p/mid.jpg": 0.97}
-    groups = make_groups([[small], [big], [mid]], [(0, 1, 0.9), (1, 2, 0.9)], keep_key=default_key,
+    groups = make_groups([[small], [big], [mid]], [(0, 1, 0.9), (1, 2, 0.9)], keeper=keeper_rule("pixels"),
                          similarity=lambda keep, f: sims[f.path])
     assert _paths(groups) == [["/p/big.jpg", "/p/mid.jpg", "/p/small.jpg"]]
     assert [m.similarity for m in groups[0].members] == [1.0, 0.97, 0.91]
@@ -56,17 +56,17 @@ def test_the_keeper_comes_first_and_the_others_follow_by_similarity():
 
 def test_groups_that_waste_the_most_bytes_come_first():
     nodes = [[_f(1, "/a1", size=10)], [_f(2, "/a2", size=10)], [_f(3, "/b1", size=5000)], [_f(4, "/b2", size=5000)]]
-    groups = make_groups(nodes, [(0, 1, 0.9), (2, 3, 0.9)], keep_key=default_key, similarity=lambda k, f: 0.9)
+    groups = make_groups(nodes, [(0, 1, 0.9), (2, 3, 0.9)], keeper=keeper_rule("pixels"), similarity=lambda k, f: 0.9)
     assert [g.keep.path for g in groups] == ["/b1", "/a1"]
 
 
 def test_between_keeps_only_groups_with_files_under_both_folders():
     leak = make_groups([[_f(1, "/d/train/x.jpg")], [_f(2, "/d/test/x.jpg")]], [(0, 1, 0.95)],
-                       keep_key=default_key, similarity=lambda k, f: 0.95)
+                       keeper=keeper_rule("pixels"), similarity=lambda k, f: 0.95)
     inside = make_groups([[_f(3, "/d/train/y.jpg")], [_f(4, "/d/train/y2.jpg")]], [(0, 1, 0.95)],
-                         keep_key=default_key, similarity=lambda k, f: 0.95)
+                         keeper=keeper_rule("pixels"), similarity=lambda k, f: 0.95)
     near_name = make_groups([[_f(5, "/d/train/z.jpg")], [_f(6, "/d/test-old/z.jpg")]], [(0, 1, 0.95)],
-                            keep_key=default_key, similarity=lambda k, f: 0.95)
+                            keeper=keeper_rule("pixels"), similarity=lambda k, f: 0.95)
     kept = spanning(leak + inside + near_name, "/d/train", "/d/test")
     assert _paths(kept) == _paths(leak)  # /d/test-old is not under /d/test
 
@@ -74,7 +74,7 @@ def test_between_keeps_only_groups_with_files_under_both_folders():
 def test_the_default_keeper_prefers_picture_pixels_not_letterbox_bars():
     framed = _f(1, "/p/framed.jpg", w=800, h=800, size=90_000, content_pixels=300 * 300)
     plain = _f(2, "/p/plain.jpg", w=600, h=400, size=50_000)
-    assert min([framed, plain], key=keeper_rule(None)).path == "/p/plain.jpg"
+    assert keeper_rule(None)([framed, plain]).path == "/p/plain.jpg"
 
 
 @pytest.mark.parametrize("rule, expected", [
@@ -84,7 +84,7 @@ def test_the_default_keeper_prefers_picture_pixels_not_letterbox_bars():
 def test_keep_rules(rule, expected):
     files = [_f(1, "/p/old.jpg", size=900, mtime=1), _f(2, "/p/new.jpg", size=100, mtime=9),
              _f(3, "/p/keep/x.jpg", size=500, mtime=5, w=200)]
-    assert min(files, key=keeper_rule(rule)).path == expected
+    assert keeper_rule(rule)(files).path == expected
 
 
 def test_an_unknown_keep_rule_is_a_usage_error_that_lists_the_rules():

@@ -226,21 +226,23 @@ def test_an_index_from_an_older_schema_is_migrated_and_keeps_its_files(photos, t
     assert api.info(str(idx)).files == 1 and api.info(str(idx)).schema_version == SCHEMA_VERSION
 
 
-def test_trimmed_files_from_before_whole_frames_are_decoded_again_and_only_they(tmp_path, cli):
-    """Schema 5 keeps a trimmed picture's whole frame; rows of trimmed files written before it lack one and are
-    decoded again by the next `index` (untrimmed ones are not touched)."""
+def test_files_indexed_by_an_older_simfind_are_decoded_again(tmp_path, cli):
+    """Rows written before schema 6 lack the keeper's evidence (and before 5 a trimmed picture's whole frame): the
+    next `index` decodes every such image again and fills in what it lacked."""
     photos = tmp_path / "photos"
     save(picture(1), photos / "plain.jpg", quality=90)
     save(_letterboxed(picture(2)), photos / "letterboxed.jpg", quality=90)
     cli("index", photos, "--quiet", "--no-clip")
     conn = sqlite3.connect(cli.index_dir / "catalog.sqlite")
-    frames = dict(conn.execute("SELECT path, frame FROM files"))
-    assert frames[str(photos / "plain.jpg")] is None and len(frames[str(photos / "letterboxed.jpg")]) > 1024
-    conn.execute("UPDATE files SET frame = NULL")  # as a schema-4 simfind wrote them
+    columns = "path, frame, camera, jpeg_quality, orientation"
+    rows = {r[0]: r for r in conn.execute(f"SELECT {columns} FROM files")}
+    assert rows[str(photos / "plain.jpg")][1:] == (None, 0, 90, None)
+    assert len(rows[str(photos / "letterboxed.jpg")][1]) > 1024
+    conn.execute("UPDATE files SET frame = NULL, camera = NULL, jpeg_quality = NULL")  # as a schema-4 simfind wrote
     conn.commit()
     result = cli("index", str(photos), "--no-clip")
-    assert "0 changed" in result.stderr and "2 unchanged, 1 re-read for this simfind version" in result.stderr
-    assert dict(conn.execute("SELECT path, frame FROM files")) == frames
+    assert "0 changed" in result.stderr and "2 unchanged, 2 re-read for this simfind version" in result.stderr
+    assert {r[0]: r for r in conn.execute(f"SELECT {columns} FROM files")} == rows
 
 
 def test_an_index_from_a_newer_simfind_is_refused(tmp_path, cli):
