@@ -62,9 +62,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE files ADD COLUMN frame BLOB",
     ),
     (
-        # evidence of being the source, for choosing the keeper: camera EXIF (0/1, never NULL in rows written from
-        # this version on), the JPEG quality estimated from the quantisation table (NULL: not a JPEG) and the
-        # stored EXIF orientation (NULL: none). Rows from older versions are decoded again by the next `index`.
+        # evidence of being the source, for choosing the keeper: camera EXIF (0 none, 1 edited since it was taken,
+        # 2 as the camera wrote it; never NULL in rows written from this version on), the JPEG quality estimated
+        # from the quantisation table (NULL: not a JPEG) and the stored EXIF orientation (NULL: none). Rows from
+        # older versions are decoded again by the next `index`.
         "ALTER TABLE files ADD COLUMN camera INTEGER",
         "ALTER TABLE files ADD COLUMN jpeg_quality INTEGER",
         "ALTER TABLE files ADD COLUMN orientation INTEGER",

@@ -17,10 +17,14 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 _ORIENTATION_TAG = 0x0112
-# Camera fields: Make, Model (IFD0) and DateTimeOriginal (the EXIF sub-IFD). A camera or phone writes them; an
-# editor, a screenshot or a re-encode without EXIF leaves them out.
+# Camera fields: Make, Model (IFD0) and DateTimeOriginal (the EXIF sub-IFD). A camera or phone writes them; a
+# screenshot or a re-encode without EXIF leaves them out. DateTime (IFD0, "ModifyDate") is written by the camera
+# equal to DateTimeOriginal, and set to the time of the edit by editors that keep the EXIF (Lightroom, Photoshop,
+# GIMP, phone photo editors): a later DateTime marks a file changed since it was taken.
 _CAMERA_TAGS = (0x010F, 0x0110)
+_DATETIME = 0x0132
 _EXIF_IFD, _DATETIME_ORIGINAL = 0x8769, 0x9003
+NO_CAMERA, CAMERA_EDITED, CAMERA_AS_TAKEN = 0, 1, 2
 # The IJG luminance table at quality 50 sums to this; libjpeg scales it by quality (jcparam.c), and most encoders
 # follow it, so the sum of a file's luminance table tells the quality it was saved at.
 _IJG_LUMA_SUM = 3688
@@ -33,7 +37,7 @@ class Decoded:
     image: Image.Image  # RGB (or L where grey was asked for), small (draft-decoded), orientation applied
     width: int  # full size as displayed
     height: int
-    camera: bool = False  # the file carries camera EXIF (Make, Model or DateTimeOriginal)
+    camera: int = NO_CAMERA  # camera EXIF: none, edited since it was taken, or as the camera wrote it
     quality: int | None = None  # JPEG quality estimated from the luminance quantisation table; None: not a JPEG
     orientation: int | None = None  # the EXIF orientation tag as stored (None: none)
 
@@ -57,7 +61,7 @@ def decode(data: bytes, draft_size: int, *, grey: bool = False) -> Decoded:
             width, height = img.size
             exif = _exif(img)
             orientation = exif.get(_ORIENTATION_TAG) if exif is not None else None
-            camera = exif is not None and _has_camera_fields(exif)
+            camera = NO_CAMERA if exif is None else camera_evidence(exif)
             quality = jpeg_quality(img)
             if orientation in _SWAPS_AXES:
                 width, height = height, width
@@ -99,13 +103,16 @@ def _exif(img: Image.Image) -> Image.Exif | None:
         return None
 
 
-def _has_camera_fields(exif: Image.Exif) -> bool:
+def camera_evidence(exif: Image.Exif) -> int:
+    """NO_CAMERA, CAMERA_EDITED (camera fields, and a DateTime later than when it was taken) or CAMERA_AS_TAKEN."""
     try:
-        if any(exif.get(tag) for tag in _CAMERA_TAGS):
-            return True
-        return bool(exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL))
+        taken = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)
+        if not (taken or any(exif.get(tag) for tag in _CAMERA_TAGS)):
+            return NO_CAMERA
+        modified = exif.get(_DATETIME)
+        return CAMERA_EDITED if taken and modified and str(modified).strip() != str(taken).strip() else CAMERA_AS_TAKEN
     except Exception:
-        return False
+        return NO_CAMERA
 
 
 def jpeg_quality(img: Image.Image) -> int | None:

@@ -48,19 +48,56 @@ def evidence_key(f: IndexedFile):
     hashing.trimmed_thumbnail), then camera EXIF, then the higher JPEG quality, then stored with an EXIF
     orientation, then more picture pixels, then oldest, then largest, then path."""
     quality = LOSSLESS if f.quality is None else f.quality
-    return (bool(f.frame), -bool(f.camera), -quality, -(f.orientation not in (None, 1)), -f.picture_pixels, f.mtime_ns, -f.size,
-            f.path)
+    return (bool(f.frame), -(f.camera or 0), -quality, -(f.orientation not in (None, 1)), -f.picture_pixels,
+            f.mtime_ns, -f.size, f.path)
 
 
 def original(files: Sequence[IndexedFile]) -> IndexedFile:
     """The default keeper: of the files that are not edited copies (edited_copies; all files where every one is),
-    those of the largest picture size (SAME_SIZE), the one with the best evidence_key."""
+    those with the strongest camera record (EXIF as the camera wrote it, then camera EXIF an editor has changed,
+    then none), then those of the largest picture size (SAME_SIZE), the one with the best evidence_key.
+
+    The camera record comes before the pixel count because pixels are not picture content: an upscale, a caption
+    bar added below, a screenshot's window each add pixels and no picture, and none of the tools that make such
+    copies writes a camera's untouched EXIF (they drop it, or keep it and set its DateTime to the edit's)."""
     if len(files) == 1:
         return files[0]
     edited = edited_copies(files)
     pool = [f for f in files if f.id not in edited] or list(files)
+    best = max(f.camera or 0 for f in pool)
+    pool = [f for f in pool if (f.camera or 0) == best]
     most = max(f.picture_pixels for f in pool)
-    return min((f for f in pool if f.picture_pixels >= SAME_SIZE * most), key=evidence_key)
+    ranked = sorted((f for f in pool if f.picture_pixels >= SAME_SIZE * most), key=evidence_key)
+    return source_of(ranked)
+
+
+# Files read for the compression-history test per group at most: the candidates left after every cheaper
+# evidence are few, and each test decodes a file at full size.
+MAX_HISTORY_TESTS = 4
+
+
+def source_of(ranked: Sequence[IndexedFile]) -> IndexedFile:
+    """The first of `ranked` (best evidence first), unless its compression history shows it was re-saved from a
+    JPEG with another candidate's coarser table: then that one, which is its source (provenance.resaved_from).
+    The higher quality of a re-encode is what ranked it first, and it is the one thing a re-encode adds."""
+    best = ranked[0]
+    others = [f for f in ranked[1:] if f.content_hash != best.content_hash and f.quality is not None]
+    if best.quality is None or not others:
+        return best
+    from .provenance import Jpeg, resaved_from
+
+    current = Jpeg.open(best.path)
+    tested = 0
+    for f in sorted(others, key=lambda f: -(f.quality or 0)):
+        if current is None or tested >= MAX_HISTORY_TESTS:
+            break
+        candidate = Jpeg.open(f.path)
+        if candidate is None:
+            continue
+        tested += 1
+        if resaved_from(current, candidate):
+            best, current = f, candidate
+    return best
 
 
 def edited_copies(files: Sequence[IndexedFile]) -> set[int]:

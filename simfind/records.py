@@ -37,7 +37,7 @@ class Features:
     content_pixels: int | None = None  # width x height inside uniform borders (letterbox bars, frames)
     frame: bytes = b""  # trimmed images only: the whole frame's thumbnail and the trimmed box (hashing.FRAME_BYTES)
     # evidence of being the source, for choosing the keeper (decode.Decoded)
-    camera: bool = False
+    camera: int = 0  # 0 none, 1 camera EXIF edited since it was taken, 2 camera EXIF as taken (decode.camera_evidence)
     quality: int | None = None
     orientation: int | None = None
 
@@ -58,7 +58,7 @@ class IndexedFile:
     content_pixels: int | None = None  # picture pixels inside uniform borders; None in rows before schema 4
     frame: bytes | None = field(default=None, repr=False)  # trimmed images from schema 5 on (hashing.FRAME_BYTES)
     # evidence of being the source (decode.Decoded); camera is None in rows before schema 6
-    camera: bool | None = None
+    camera: int | None = None
     quality: int | None = None
     orientation: int | None = None
 
