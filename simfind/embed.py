@@ -9,8 +9,6 @@ process only converts, normalises and runs the forward pass.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -111,8 +109,8 @@ def _check_local_dir(path: str) -> None:
         raise ModelUnavailable(f"--model local-dir:{path}: {problem}; {_LOCAL_DIR_FIX}")
 
 
-def _check_registered(spec: str, name: str, tag: str | None, models, known_tag: bool) -> None:
-    if name not in models:
+def _check_registered(spec: str, name: str, tag: str | None, known_model: bool, known_tag: bool) -> None:
+    if not known_model:
         raise UsageError(f"--model {spec!r}: unknown open_clip model {name!r}")
     if not known_tag and not os.path.isfile(tag or ""):
         raise UsageError(f"--model {spec!r}: {tag!r} is not a pretrained tag of {name} in open_clip")
@@ -131,7 +129,7 @@ def check_spec(spec: str) -> None:
     elif not name.startswith("hf-hub:"):
         reg = weights.registry()
         if reg is not None:
-            _check_registered(spec, name, tag, reg.models, reg.tag_cfg(name, tag or "") is not None)
+            _check_registered(spec, name, tag, reg.has_model(name), reg.tag_cfg(name, tag or "") is not None)
 
 
 @dataclass(frozen=True)
@@ -195,8 +193,7 @@ def availability(spec: str) -> Availability:
 
 def _missing(spec: str, why: str, *looked: str) -> Availability:
     """Unavailable, with a memo of everything the answer rests on: when any of it changes, so does the memo."""
-    memo = hashlib.sha1(json.dumps([spec, why, looked]).encode()).hexdigest()[:16]
-    return Availability(spec, why, memo)
+    return Availability(spec, why, "\n".join((spec, why, *looked)))
 
 
 def _hub_reachable() -> bool:
@@ -528,6 +525,8 @@ def _patch_embedding_as_matmul(model) -> None:
 
 def write_local_dir(model, model_cfg: dict, path: str, preprocess_cfg: dict | None = None) -> str:
     """Save an open_clip model as a `local-dir:` folder (config + weights). Used to ship or test models offline."""
+    import json
+
     import torch
 
     os.makedirs(path, exist_ok=True)

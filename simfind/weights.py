@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import builtins
 import importlib.util
-import json
 import os
 import socket
 import sys
 import types
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.machinery import SourceFileLoader
 from urllib.parse import urlparse
 
 HUB_HOST = "huggingface.co"
@@ -32,12 +32,27 @@ _TRUE = {"1", "ON", "YES", "TRUE"}
 
 @dataclass(frozen=True)
 class Registry:
-    models: frozenset[str]
     pretrained: dict[str, dict[str, dict]]  # model name -> tag -> config (url, hf_hub, file, ...)
+    config_dir: str = ""  # open_clip's model_configs folder, read only when asked about a name without tags
+    listed: frozenset[str] | None = None  # open_clip.list_models(), where open_clip was imported already
 
     def tag_cfg(self, name: str, tag: str) -> dict | None:
         """open_clip's get_pretrained_cfg: tags are matched lower-cased, with '-' as '_'."""
         return self.pretrained.get(name, {}).get(tag.lower().replace("-", "_"))
+
+    def has_model(self, name: str) -> bool:
+        """In open_clip.list_models(). Every name with pretrained tags has a config, so the configs are read only
+        for a name without tags."""
+        if self.listed is not None:
+            return name in self.listed
+        return name in self.pretrained or _is_model_config(os.path.join(self.config_dir, name + ".json"))
+
+    def models(self) -> frozenset[str]:
+        """Every model name, as open_clip.list_models() gives them."""
+        if self.listed is not None:
+            return self.listed
+        return frozenset(e.name[: -len(".json")] for e in os.scandir(self.config_dir)
+                         if e.name.endswith(".json") and _is_model_config(e.path))
 
 
 @lru_cache(maxsize=1)
@@ -49,7 +64,7 @@ def registry() -> Registry | None:
         try:
             from open_clip import pretrained
 
-            return Registry(frozenset(oc.list_models()), dict(pretrained._PRETRAINED))
+            return Registry(dict(pretrained._PRETRAINED), listed=frozenset(oc.list_models()))
         except (ImportError, AttributeError):
             return None
     try:
@@ -58,25 +73,25 @@ def registry() -> Registry | None:
             return None
         root = next(iter(spec.submodule_search_locations))
         table = _run_plain(root, "pretrained")["_PRETRAINED"]
-        if not (isinstance(table, dict) and all(isinstance(v, dict) for v in table.values())):
+        config_dir = os.path.join(root, "model_configs")
+        if not (isinstance(table, dict) and all(isinstance(v, dict) for v in table.values())
+                and os.path.isdir(config_dir)):
             return None
-        return Registry(_model_names(os.path.join(root, "model_configs")), table)
+        return Registry(table, config_dir)
     except Exception:  # noqa: BLE001 - any surprise in another package's files means "unsure", never a failure
         return None
 
 
-def _model_names(folder: str) -> frozenset[str]:
-    """As open_clip's _rescan_model_configs: each JSON config with embed_dim, vision_cfg and text_cfg."""
-    names = set()
-    for entry in os.scandir(folder):
-        if entry.name.endswith(".json"):
-            with open(entry.path, encoding="utf-8") as fh:
-                cfg = json.load(fh)
-            if all(k in cfg for k in ("embed_dim", "vision_cfg", "text_cfg")):
-                names.add(entry.name[: -len(".json")])
-    if not names:
-        raise ValueError("no model configs")
-    return frozenset(names)
+def _is_model_config(path: str) -> bool:
+    """As open_clip's _rescan_model_configs: a JSON config with embed_dim, vision_cfg and text_cfg."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            cfg = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    return isinstance(cfg, dict) and all(k in cfg for k in ("embed_dim", "vision_cfg", "text_cfg"))
 
 
 class _Inert(types.ModuleType):
@@ -102,8 +117,7 @@ def _run_plain(root: str, name: str, depth: int = 0) -> dict:
     if depth > 3 or not name.isidentifier():
         raise _Unsure(name)
     path = os.path.join(root, name + ".py")
-    with open(path, encoding="utf-8") as fh:
-        source = fh.read()
+    code = SourceFileLoader(f"open_clip.{name}", path).get_code(f"open_clip.{name}")  # the cached bytecode if valid
     stdlib = getattr(sys, "stdlib_module_names", frozenset())
 
     def importer(mod, globals=None, locals=None, fromlist=(), level=0):
@@ -119,7 +133,7 @@ def _run_plain(root: str, name: str, depth: int = 0) -> dict:
 
     namespace = {"__name__": f"open_clip.{name}", "__file__": path, "__package__": "open_clip",
                  "__builtins__": dict(vars(builtins), __import__=importer)}
-    exec(compile(source, path, "exec"), namespace)  # noqa: S102 - the installed package's own code, minus imports
+    exec(code, namespace)  # noqa: S102 - the installed package's own code, minus imports
     return namespace
 
 
@@ -208,8 +222,8 @@ def reachable(host: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
     """Whether `host`:443 accepts a connection within `timeout` seconds."""
     if not host:
         return False
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
+    try:  # an ASCII name goes to the resolver as bytes, which spares the IDNA codec's imports
+        with socket.create_connection((host.encode("ascii") if host.isascii() else host, 443), timeout=timeout):
             return True
     except OSError:
         return False

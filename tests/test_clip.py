@@ -143,7 +143,7 @@ def test_open_clips_registry_is_read_without_importing_it():
     import sys
 
     code = ("import json, sys; from simfind import weights; r = weights.registry(); "
-            "print(json.dumps([sorted(r.models), {m: {t: [c.get('hf_hub'), c.get('url')] for t, c in tags.items()} "
+            "print(json.dumps([sorted(r.models()), {m: {t: [c.get('hf_hub'), c.get('url')] for t, c in tags.items()} "
             "for m, tags in r.pretrained.items()}, sorted(k for k in ('torch', 'open_clip') if k in sys.modules)]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     models, pretrained, heavy = json.loads(out.stdout)
