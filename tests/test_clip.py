@@ -463,3 +463,38 @@ def test_querying_with_an_indexed_picture_needs_no_model(pics, cli, tmp_path):
     save(picture(40), tmp_path / "new.jpg", quality=90)
     result = cli("query", tmp_path / "new.jpg")
     assert result.exit_code == 3 and "local-dir" in result.stderr
+
+
+@pytest.mark.parametrize("env", [
+    {"HF_HOME": "{tmp}/home"},
+    {"XDG_CACHE_HOME": "{tmp}/xdg"},
+    {"HF_HOME": "{tmp}/home", "HUGGINGFACE_HUB_CACHE": "{tmp}/legacy"},
+    {"HF_HOME": "{tmp}/home", "HUGGINGFACE_HUB_CACHE": "{tmp}/legacy", "HF_HUB_CACHE": "{tmp}/hub"},
+])
+def test_the_cache_looked_in_is_huggingface_hubs_own(tmp_path, env):
+    """The weights are looked for where huggingface_hub would find them, whichever variable names the cache."""
+    import subprocess
+    import sys
+
+    names = ("HF_HOME", "XDG_CACHE_HOME", "HUGGINGFACE_HUB_CACHE", "HF_HUB_CACHE")
+    clean = {k: v for k, v in os.environ.items() if k not in names}
+    clean.update({k: v.format(tmp=tmp_path) for k, v in env.items()})
+    code = ("import huggingface_hub.constants as c; from simfind import weights; "
+            "print(weights.hub_cache() == c.HF_HUB_CACHE, weights.hub_cache())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=clean)
+    assert out.stdout.split()[0] == "True", out.stdout
+
+
+def test_default_weights_count_as_cached_where_huggingface_hub_would_find_them(tmp_path, monkeypatch):
+    from simfind import embed
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    missing = embed.availability(embed.DEFAULT_MODEL)
+    assert missing.why == "offline and not in the cache" and missing.memo
+    snapshot = tmp_path / "hub" / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K" / "snapshots" / ("1" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "open_clip_pytorch_model.bin").write_bytes(b"weights")
+    assert embed.availability(embed.DEFAULT_MODEL).why is None
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
+    assert embed.availability(embed.DEFAULT_MODEL).memo not in ("", missing.memo)  # another cache, another memo
