@@ -153,8 +153,8 @@ class Availability:
         else:
             problem = (f"CLIP weights for {self.spec} are not available ({self.why}); to have them, run once online "
                        "or pass --model local-dir:/path/to/model")
-        return (f"warning: {problem}. Indexing hashes only; this index is not told again until that changes, "
-                "and --no-clip skips CLIP without this check")
+        return (f"warning: {problem}. Indexing hashes only; this index will not warn again until that changes, "
+                "and --no-clip skips CLIP and this check")
 
 
 def availability(spec: str) -> Availability:
