@@ -60,6 +60,8 @@ def index(
     (a damaged one, say) and every file is indexed again."""
     roots = _existing_roots(paths)
     model = _model(clip, notify, require=require_clip, device=device, precision=precision)
+    if model is not None:
+        model.check()  # a spec that can never work, or missing weights with require_clip: said before the scan
     found = scan(roots, hidden=hidden, exclude=exclude, on_found=lambda n: progress("scan", n, 0))
     with IndexDir.open(index_dir, write=True, rebuild=rebuild, notify=notify) as idx:
         return _update(idx, roots, found, model, reembed=reembed, runner=runner, workers=workers,

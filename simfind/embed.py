@@ -9,13 +9,12 @@ process only converts, normalises and runs the forward pass.
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import weights
 from .errors import ModelUnavailable, UsageError
 from .options import PRECISIONS, check_choice
 
@@ -26,8 +25,6 @@ if TYPE_CHECKING:
 # ViT-B-32 is the cheapest CLIP that is good at near-duplicates: ~4.4 GFLOPs per image, 4x less than ViT-B-16.
 # The LAION-2B tag is the strongest ViT-B-32 weights in open_clip that every mirror has.
 DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
-HUB_HOST = ("huggingface.co", 443)
-HUB_PROBE_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -92,22 +89,115 @@ def canonical(spec: str) -> str:
     return f"{name}:{tag}" if tag else name
 
 
-def _check_local_dir(path: str) -> None:
-    fix = "it needs open_clip_config.json and the weights (.safetensors, .bin or .pth)"
+_LOCAL_DIR_FIX = "it needs open_clip_config.json and the weights (.safetensors, .bin or .pth)"
+
+
+def _local_dir_problem(path: str) -> str | None:
+    """What a local-dir: folder lacks (open_clip's local-dir loader needs both), or None."""
     if not os.path.isdir(path):
-        raise ModelUnavailable(f"--model local-dir:{path}: no such folder; {fix}")
-    if not os.path.isfile(os.path.join(path, "open_clip_config.json")):
-        raise ModelUnavailable(f"--model local-dir:{path}: open_clip_config.json is missing; {fix}")
-    if not any(n.endswith((".safetensors", ".bin", ".pth")) for n in os.listdir(path)):
-        raise ModelUnavailable(f"--model local-dir:{path}: no weights file; {fix}")
+        return "no such folder"
+    if not os.path.isfile(os.path.join(path, weights.HF_CONFIG_NAME)):
+        return "open_clip_config.json is missing"
+    if not any(n.endswith(weights.WEIGHT_SUFFIXES) for n in os.listdir(path)):
+        return "no weights file"
+    return None
+
+
+def _check_local_dir(path: str) -> None:
+    problem = _local_dir_problem(path)
+    if problem:
+        raise ModelUnavailable(f"--model local-dir:{path}: {problem}; {_LOCAL_DIR_FIX}")
+
+
+def _check_registered(spec: str, name: str, tag: str | None, known_model: bool, known_tag: bool) -> None:
+    if not known_model:
+        raise UsageError(f"--model {spec!r}: unknown open_clip model {name!r}")
+    if not known_tag and not os.path.isfile(tag or ""):
+        raise UsageError(f"--model {spec!r}: {tag!r} is not a pretrained tag of {name} in open_clip")
+
+
+def check_spec(spec: str) -> None:
+    """Raise UsageError, before any heavy import, for a --model that can never work: a malformed spec, a
+    local-dir: folder that is not a model, an unknown open_clip name or tag. Where open_clip's registry cannot be
+    read without importing it, names and tags are left to load(), which checks them after the import."""
+    name, tag = parse_spec(spec)
+    if name.startswith("local-dir:"):
+        path = name[len("local-dir:") :]
+        problem = _local_dir_problem(path)
+        if problem:
+            raise UsageError(f"--model local-dir:{path}: {problem}; {_LOCAL_DIR_FIX}")
+    elif not name.startswith("hf-hub:"):
+        reg = weights.registry()
+        if reg is not None:
+            _check_registered(spec, name, tag, reg.has_model(name), reg.tag_cfg(name, tag or "") is not None)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a spec's weights can be had, decided from files and at most one network probe, without torch.
+    `why` is None when they can (cached, a model folder, reachable for download, or not known before the
+    import); otherwise `memo` names the situation checked, so that the warning about it is given once."""
+
+    spec: str
+    why: str | None
+    memo: str = ""
+
+    def error(self) -> ModelUnavailable:
+        if self.spec.startswith("local-dir:"):
+            return ModelUnavailable(f"--model {self.why}; {_LOCAL_DIR_FIX}")
+        return _unavailable(self.spec, self.why or "")
+
+    def warning(self) -> str:
+        if self.spec.startswith("local-dir:"):
+            problem = f"--model {self.why} ({_LOCAL_DIR_FIX})"
+        else:
+            problem = (f"CLIP weights for {self.spec} are not available ({self.why}); to have them, run once online "
+                       "or pass --model local-dir:/path/to/model")
+        return (f"warning: {problem}. Indexing hashes only; this index will not warn again until that changes, "
+                "and --no-clip skips CLIP and this check")
+
+
+def availability(spec: str) -> Availability:
+    """Are the weights of `spec` on disk, or to be downloaded? Unavailable only when neither: the files are not
+    where open_clip would load them from, and the hub is switched off (HF_HUB_OFFLINE) or cannot be reached."""
+    name, tag = parse_spec(spec)
+    spec = canonical(spec)
+    if name.startswith("local-dir:"):
+        path = name[len("local-dir:") :]
+        problem = _local_dir_problem(path)
+        return Availability(spec, None) if problem is None else _missing(spec, f"local-dir:{path}: {problem}", path)
+    if name.startswith("hf-hub:"):
+        repo_id = name[len("hf-hub:") :]
+        config = weights.locate_hub(repo_id, (weights.HF_CONFIG_NAME,))
+        source = weights.locate_hub(repo_id, weights.hub_weight_names(None))
+        if config.found and source.found:
+            return Availability(spec, None)
+        looked = (*config.looked, *source.looked)
+    else:
+        if os.path.isfile(tag or ""):
+            return Availability(spec, None)
+        reg = weights.registry()
+        cfg = reg.tag_cfg(name, tag or "") if reg is not None else None
+        if not cfg:  # unknown to the registry, or the registry unreadable: load() decides after the import
+            return Availability(spec, None)
+        source = weights.locate_tag(cfg, weights.has_hub_client())
+        if source.found:
+            return Availability(spec, None)
+        looked = source.looked
+    if weights.offline():
+        return _missing(spec, "offline and not in the cache", "HF_HUB_OFFLINE", *looked)
+    if not weights.reachable(source.host):
+        return _missing(spec, f"{source.host or 'the download host'} cannot be reached and not in the cache", *looked)
+    return Availability(spec, None)
+
+
+def _missing(spec: str, why: str, *looked: str) -> Availability:
+    """Unavailable, with a memo of everything the answer rests on: when any of it changes, so does the memo."""
+    return Availability(spec, why, "\n".join((spec, why, *looked)))
 
 
 def _hub_reachable() -> bool:
-    try:
-        with socket.create_connection(HUB_HOST, timeout=HUB_PROBE_TIMEOUT_S):
-            return True
-    except OSError:
-        return False
+    return weights.reachable(weights.HUB_HOST)
 
 
 def _cache_only() -> None:
@@ -199,8 +289,10 @@ class ClipModel:
 
 
 class LazyModel:
-    """A model spec, loaded on first use: a re-index with nothing to embed never imports torch. Where the weights
-    cannot be had, get() says so through `notify` once and returns None (hashes only), unless `require`."""
+    """A model spec, loaded on first use: a re-index with nothing to embed never imports torch. Whether the
+    weights can be had is asked first, from files (availability()), so that where they cannot, get() returns
+    None (hashes only) without importing torch, and says so through `notify` unless the caller was told of that
+    very situation already (`told`, a memo an index keeps); with `require` it raises ModelUnavailable instead."""
 
     def __init__(self, spec: str, *, require: bool = False, device: str = "auto", precision: str = "auto",
                  threads: int | None = None, notify=lambda message: None):
@@ -210,12 +302,34 @@ class LazyModel:
         self._notify = notify
         self._model: ClipModel | None = None
         self._tried = False
+        self._availability: Availability | None = None
+        self.memo = ""  # after get(): the memo of the situation that kept the weights away, "" when none did
 
-    def get(self) -> ClipModel | None:
+    def check(self) -> None:
+        """Fail early, before a scan: UsageError for a spec that can never work; ModelUnavailable when the
+        weights cannot be had and `require`."""
+        check_spec(self._load["spec"])
+        if self._require:
+            self._available()
+
+    def _available(self) -> Availability:
+        if self._availability is None:
+            self._availability = availability(self._load["spec"])
+        if self._availability.why is not None and self._require:
+            raise self._availability.error()
+        return self._availability
+
+    def get(self, told: str | None = None) -> ClipModel | None:
         if not self._tried:
             self._tried = True
+            found = self._available()
+            if found.why is not None:
+                self.memo = found.memo
+                if found.memo != told:
+                    self._notify(found.warning())
+                return None
             try:
-                self._model = load(**self._load)
+                self._model = load(**self._load, checked=True)
             except ModelUnavailable as e:
                 if self._require:
                     raise
@@ -313,14 +427,22 @@ def _no_random_init():
             setattr(torch.nn.init, n, fn)
 
 
-def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", threads: int | None = None, precision: str = "auto") -> ClipModel:
-    """Load a CLIP model. Raises ModelUnavailable (weights missing) or UsageError (bad spec); never hangs on the
+def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", threads: int | None = None, precision: str = "auto",
+         checked: bool = False) -> ClipModel:
+    """Load a CLIP model. Raises ModelUnavailable (weights missing) or UsageError (bad spec), both before torch is
+    imported where files can tell (`checked`: the caller asked availability() already); never hangs on the
     network: the hub is probed for 2 s and, when unreachable, only the local cache is used."""
     name, tag = parse_spec(spec)
     if name.startswith("local-dir:"):
         _check_local_dir(name[len("local-dir:") :])
-    elif os.environ.get("HF_HUB_OFFLINE") or not _hub_reachable():
-        _cache_only()
+    else:
+        if not checked:
+            check_spec(spec)
+            found = availability(spec)
+            if found.why is not None:
+                raise found.error()
+        if weights.offline() or not _hub_reachable():
+            _cache_only()
     import logging
 
     import numpy as np
@@ -403,6 +525,8 @@ def _patch_embedding_as_matmul(model) -> None:
 
 def write_local_dir(model, model_cfg: dict, path: str, preprocess_cfg: dict | None = None) -> str:
     """Save an open_clip model as a `local-dir:` folder (config + weights). Used to ship or test models offline."""
+    import json
+
     import torch
 
     os.makedirs(path, exist_ok=True)

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 # model's cost is per image), "group" (steps).
 Progress = Callable[[str, int, int], None]
 
+# The memo (embed.Availability.memo) of the last situation in which the index was told the model's weights could
+# not be had: the warning is given once per situation, not on every re-index.
+UNAVAILABLE_MEMO = "clip_unavailable"
+
 
 def check_model(idx: IndexDir, spec: str, reembed: bool) -> None:
     """One model per index: a different model is refused (or, with reembed, replaces every embedding)."""
@@ -42,7 +46,10 @@ def ingest(idx: IndexDir, plan: Plan, *, lazy: LazyModel | None, runner: Runner 
     catalog = idx.catalog
     model = None
     if lazy is not None and plan.todo:
-        model = lazy.get()
+        told = catalog.get_meta(UNAVAILABLE_MEMO) or None
+        model = lazy.get(told)
+        if (lazy.memo or None) != told:
+            catalog.set_meta(UNAVAILABLE_MEMO, lazy.memo)
         if model is None:
             plan.without_embeddings()
         elif catalog.get_meta("model") != model.spec or catalog.get_meta("dim") != str(model.dim):

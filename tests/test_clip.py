@@ -122,13 +122,123 @@ def test_dupes_by_clip_groups_same_pixels(pics, cli, tiny):
     assert group_paths(between) == [{"a.png", "a.bmp"}]
 
 
-def test_missing_local_dir_warns_once_and_indexes_hashes(pics, cli, tmp_path):
-    result = cli("index", pics, "--model", f"local-dir:{tmp_path / 'nowhere'}")
-    assert result.exit_code == 0
-    assert result.stderr.count("warning:") == 1 and "local-dir" in result.stderr
-    assert json.loads(cli("info", "--format", "json").stdout)["files"] == 5
-    strict = cli("index", pics, "--model", f"local-dir:{tmp_path / 'nowhere'}", "--require-clip")
-    assert strict.exit_code == 3 and "Traceback" not in strict.stderr
+def _index_run(pics: Path, index_dir: Path, *args: str, env: dict[str, str | None] | None = None):
+    """`simfind index` in a fresh interpreter, as a user's shell runs it: (exit code, simfind's stderr lines,
+    whether torch or open_clip was imported, read from -X importtime). `env` entries set to None are unset."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-X", "importtime", "-m", "simfind", "index", str(pics), "--index", str(index_dir), *args]
+    merged = {**os.environ, **(env or {})}
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False,
+                         env={k: v for k, v in merged.items() if v is not None})
+    imported = {ln.rsplit("|", 1)[-1].strip() for ln in out.stderr.splitlines() if ln.startswith("import time:")}
+    said = [ln for ln in out.stderr.splitlines() if not ln.startswith("import time:")]
+    return out.returncode, said, bool(imported & {"torch", "open_clip"})
+
+
+def test_open_clips_registry_is_read_without_importing_it():
+    """Model names, tags and where each tag's weights live, as open_clip itself lists them, with no torch."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from simfind import weights; r = weights.registry(); "
+            "print(json.dumps([sorted(r.models()), {m: {t: [c.get('hf_hub'), c.get('url')] for t, c in tags.items()} "
+            "for m, tags in r.pretrained.items()}, sorted(k for k in ('torch', 'open_clip') if k in sys.modules)]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    models, pretrained, heavy = json.loads(out.stdout)
+    assert heavy == []
+    import open_clip
+    from open_clip.pretrained import get_pretrained_cfg
+
+    assert models == sorted(open_clip.list_models())
+    assert sorted((m, t) for m in pretrained for t in pretrained[m]) == sorted(open_clip.list_pretrained())
+    for m, tags in pretrained.items():
+        for t, (hub, url) in tags.items():
+            cfg = get_pretrained_cfg(m, t)
+            assert [cfg.get("hf_hub"), cfg.get("url")] == [hub, url], (m, t)
+
+
+@pytest.mark.parametrize("kind", ["no folder", "no config", "no weights", "unknown name", "unknown tag", "no tag"])
+def test_a_model_spec_that_can_never_work_exits_2_before_torch(pics, tmp_path, kind):
+    folder = tmp_path / "model"
+    if kind in ("no config", "no weights"):
+        folder.mkdir()
+        (folder / ("open_clip_config.json" if kind == "no weights" else "open_clip_pytorch_model.bin")).write_text("{}")
+    spec = {"unknown name": "NoSuchNet-B-32:laion2b_s34b_b79k", "unknown tag": "ViT-B-32:nosuchtag",
+            "no tag": "ViT-B-32"}.get(kind, f"local-dir:{folder}")
+    rc, said, heavy = _index_run(pics, tmp_path / "index", "--model", spec)
+    assert rc == 2 and len(said) == 1 and said[0].startswith("simfind: error: --model"), said
+    assert not heavy
+    assert not (tmp_path / "index").exists()  # refused before anything was scanned or written
+
+
+def test_offline_without_weights_warns_once_per_index_and_never_imports_torch(pics, tmp_path):
+    """The unavailable default is found out from files: no torch, so an unchanged re-index costs what --no-clip
+    costs; the index remembers it was told, and tells again when the situation changes."""
+    offline = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": None, "HUGGINGFACE_HUB_CACHE": None}
+    index = tmp_path / "index"
+    rc, said, heavy = _index_run(pics, index, env=offline)
+    warnings = [ln for ln in said if "warning:" in ln]
+    assert rc == 0 and not heavy and len(warnings) == 1, said
+    assert "laion2b_s34b_b79k" in warnings[0] and "--no-clip" in warnings[0] and "run once online" in warnings[0]
+    assert json.loads(subprocess_info(index))["files"] == 5
+    rc, said, heavy = _index_run(pics, index, env=offline)  # unchanged, and nothing has changed: silent
+    assert rc == 0 and not heavy and not [ln for ln in said if "warning:" in ln], said
+    rc, said, heavy = _index_run(pics, index, "--require-clip", env=offline)
+    assert rc == 3 and not heavy and "run once online" in said[-1]
+    elsewhere = {**offline, "HF_HOME": str(tmp_path / "other-hf")}  # another cache: another situation
+    rc, said, heavy = _index_run(pics, index, env=elsewhere)
+    assert rc == 0 and not heavy and len([ln for ln in said if "warning:" in ln]) == 1, said
+    rc, said, heavy = _index_run(pics, tmp_path / "fresh-index", env=offline)  # another index is told too
+    assert rc == 0 and len([ln for ln in said if "warning:" in ln]) == 1, said
+
+
+def subprocess_info(index: Path) -> str:
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "simfind", "info", "--index", str(index), "--format", "json"]
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout
+
+
+def test_weights_that_appear_in_the_hub_cache_are_used_and_the_warning_comes_back_when_they_go(pics, tmp_path):
+    """An hf-hub: model, offline: not cached -> one warning, hashes only; cached (the layout huggingface_hub
+    writes) -> embedded from the cache; gone again -> warned again."""
+    import shutil
+
+    offline = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    spec = "hf-hub:simfind-tests/tiny-clip"
+    index = tmp_path / "index"
+    rc, said, heavy = _index_run(pics, index, "--model", spec, env=offline)
+    assert rc == 0 and not heavy and len([ln for ln in said if "warning:" in ln]) == 1, said
+    repo = tmp_path / "hub" / "models--simfind-tests--tiny-clip"
+    tiny_model(repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    rc, said, heavy = _index_run(pics, index, "--model", spec, env=offline)
+    assert rc == 0 and heavy and not [ln for ln in said if "warning:" in ln], said
+    assert json.loads(subprocess_info(index))["embedded"] == 5
+    shutil.rmtree(repo)
+    save(picture(60), pics / "later.jpg")
+    rc, said, heavy = _index_run(pics, index, "--model", spec, env=offline)
+    assert rc == 0 and not heavy and len([ln for ln in said if "warning:" in ln]) == 1, said
+
+
+def test_a_vanished_model_folder_warns_once_when_new_files_come(pics, cli, tmp_path):
+    """The model an index holds is used for files added later (dupes PATH indexes first); where its folder is
+    gone, that is said once, not on every run."""
+    spec = tiny_model(tmp_path / "model")
+    cli("index", pics, "--model", spec, "--quiet")
+    import shutil
+
+    shutil.rmtree(tmp_path / "model")
+    save(picture(61), pics / "new1.jpg")
+    first = cli("dupes", pics)
+    assert first.exit_code == 0 and first.stderr.count("warning:") == 1 and "no such folder" in first.stderr
+    save(picture(62), pics / "new2.jpg")
+    second = cli("dupes", pics)
+    assert second.exit_code == 0 and "warning:" not in second.stderr
 
 
 def test_offline_without_cached_weights_falls_back_without_hanging(pics, cli, monkeypatch, tmp_path):
@@ -370,3 +480,38 @@ def test_querying_with_an_indexed_picture_needs_no_model(pics, cli, tmp_path):
     save(picture(40), tmp_path / "new.jpg", quality=90)
     result = cli("query", tmp_path / "new.jpg")
     assert result.exit_code == 3 and "local-dir" in result.stderr
+
+
+@pytest.mark.parametrize("env", [
+    {"HF_HOME": "{tmp}/home"},
+    {"XDG_CACHE_HOME": "{tmp}/xdg"},
+    {"HF_HOME": "{tmp}/home", "HUGGINGFACE_HUB_CACHE": "{tmp}/legacy"},
+    {"HF_HOME": "{tmp}/home", "HUGGINGFACE_HUB_CACHE": "{tmp}/legacy", "HF_HUB_CACHE": "{tmp}/hub"},
+])
+def test_the_cache_looked_in_is_huggingface_hubs_own(tmp_path, env):
+    """The weights are looked for where huggingface_hub would find them, whichever variable names the cache."""
+    import subprocess
+    import sys
+
+    names = ("HF_HOME", "XDG_CACHE_HOME", "HUGGINGFACE_HUB_CACHE", "HF_HUB_CACHE")
+    clean = {k: v for k, v in os.environ.items() if k not in names}
+    clean.update({k: v.format(tmp=tmp_path) for k, v in env.items()})
+    code = ("import huggingface_hub.constants as c; from simfind import weights; "
+            "print(weights.hub_cache() == c.HF_HUB_CACHE, weights.hub_cache())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=clean)
+    assert out.stdout.split()[0] == "True", out.stdout
+
+
+def test_default_weights_count_as_cached_where_huggingface_hub_would_find_them(tmp_path, monkeypatch):
+    from simfind import embed
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    missing = embed.availability(embed.DEFAULT_MODEL)
+    assert missing.why == "offline and not in the cache" and missing.memo
+    snapshot = tmp_path / "hub" / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K" / "snapshots" / ("1" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "open_clip_pytorch_model.bin").write_bytes(b"weights")
+    assert embed.availability(embed.DEFAULT_MODEL).why is None
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
+    assert embed.availability(embed.DEFAULT_MODEL).memo not in ("", missing.memo)  # another cache, another memo
