@@ -41,6 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from bench_quality import PHOTOS, _all_photos  # noqa: E402
+
 from simfind import api  # noqa: E402
 
 KINDS = ("reencode-higher", "reencode-lower", "watermark", "caption", "rotated", "exif-rotated", "resized",

@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from bench_quality import PHOTOS, _all_photos  # noqa: E402
+
 from simfind import api  # noqa: E402
 
 CASES = [(1.0, 0.03), (1.5, 0.04), (2.0, 0.05), (3.0, 0.06), (4.0, 0.08), (5.0, 0.10), (7.0, 0.12)]  # degrees, cut
