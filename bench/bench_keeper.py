@@ -1,7 +1,8 @@
 """The default keeper: the share of duplicate groups whose keeper is the original.
 
-From ../shared/data/photos, deterministic by seed: each original is a real photo scaled to a random size and saved
-as a JPEG at a random quality with camera EXIF (Make, Model, DateTimeOriginal and DateTime as a camera writes
+From ../shared/data/photos, deterministic by seed: each original is a real photo resampled to a random size (55-95%
+of the photo, at most 1400 px a side: a first compression, as a camera's file is) and saved as a JPEG at a random
+quality with camera EXIF (Make, Model, DateTimeOriginal and DateTime as a camera writes
 them, written here: the shared photos carry none); 30% are stored as a camera stores a portrait shot (pixels
 sideways, an EXIF orientation that turns them upright). A second set of groups (--bare) has originals with no EXIF
 at all, reported on its own line. Each original gets 1 to 6 copies, each one kind of edit drawn over wide random
@@ -55,13 +56,17 @@ _EDITORS = ("Adobe Photoshop Lightroom Classic 12.0", "GIMP 2.10.34", "Adobe Pho
             "darktable 4.2.1")
 
 
-def _exif(rng: random.Random, orientation: int | None = None) -> Image.Exif:
+def _exif(rng: random.Random, size: tuple[int, int], orientation: int | None = None) -> Image.Exif:
+    """EXIF as a camera writes it: make and model, the time taken (DateTime equal to DateTimeOriginal) and the
+    stored pixel dimensions (PixelXDimension, PixelYDimension)."""
     exif = Image.Exif()
     make, model = rng.choice(_MAKES)
     exif[0x010F], exif[0x0110] = make, model
     stamp = f"20{rng.randint(10, 22)}:{rng.randint(1, 12):02d}:{rng.randint(1, 28):02d} 12:{rng.randint(0, 59):02d}:00"
     exif[0x0132] = stamp  # DateTime: a camera writes the time it took the picture
-    exif.get_ifd(0x8769)[0x9003] = stamp  # DateTimeOriginal
+    sub = exif.get_ifd(0x8769)
+    sub[0x9003] = stamp  # DateTimeOriginal
+    sub[0xA002], sub[0xA003] = size
     if orientation:
         exif[0x0112] = orientation
     return exif
@@ -126,13 +131,15 @@ def _make_group(src: str, g: int, rng: random.Random, root: str, mtime0: float, 
                 ) -> tuple[str, dict[str, str], bool]:
     """Write one original and its copies; returns (original path, {copy path: kind}, original has camera EXIF)."""
     im = ImageOps.exif_transpose(Image.open(src)).convert("RGB")
-    im.thumbnail((rng.randint(480, 1400),) * 2)
+    # resampled, so that the original is a first compression as a camera's is (the shared photos are JPEGs already)
+    f = min(rng.uniform(0.55, 0.95), rng.randint(480, 1400) / max(im.size))
+    im = im.resize((max(64, round(im.width * f)), max(64, round(im.height * f))), Image.LANCZOS)
     sideways = camera and rng.random() < 0.3
     q0 = rng.randint(75, 95)
     orientation = rng.choice((6, 8)) if sideways else None
     stored = im.transpose(Image.Transpose.ROTATE_90 if orientation == 6 else Image.Transpose.ROTATE_270) \
         if sideways else im  # orientation 6 turns stored pixels 90 degrees clockwise to show them upright
-    exif = _exif(rng, orientation) if camera else None
+    exif = _exif(rng, stored.size, orientation) if camera else None
     files: dict[str, str] = {}
 
     def name(ext: str) -> str:

@@ -23,7 +23,7 @@ _ORIENTATION_TAG = 0x0112
 # GIMP, phone photo editors): a later DateTime marks a file changed since it was taken.
 _CAMERA_TAGS = (0x010F, 0x0110)
 _DATETIME = 0x0132
-_EXIF_IFD, _DATETIME_ORIGINAL = 0x8769, 0x9003
+_EXIF_IFD, _DATETIME_ORIGINAL, _PIXEL_X, _PIXEL_Y = 0x8769, 0x9003, 0xA002, 0xA003
 NO_CAMERA, CAMERA_EDITED, CAMERA_AS_TAKEN = 0, 1, 2
 # The IJG luminance table at quality 50 sums to this; libjpeg scales it by quality (jcparam.c), and most encoders
 # follow it, so the sum of a file's luminance table tells the quality it was saved at.
@@ -61,7 +61,7 @@ def decode(data: bytes, draft_size: int, *, grey: bool = False) -> Decoded:
             width, height = img.size
             exif = _exif(img)
             orientation = exif.get(_ORIENTATION_TAG) if exif is not None else None
-            camera = NO_CAMERA if exif is None else camera_evidence(exif)
+            camera = NO_CAMERA if exif is None else camera_evidence(exif, img.size)
             quality = jpeg_quality(img)
             if orientation in _SWAPS_AXES:
                 width, height = height, width
@@ -103,14 +103,22 @@ def _exif(img: Image.Image) -> Image.Exif | None:
         return None
 
 
-def camera_evidence(exif: Image.Exif) -> int:
-    """NO_CAMERA, CAMERA_EDITED (camera fields, and a DateTime later than when it was taken) or CAMERA_AS_TAKEN."""
+def camera_evidence(exif: Image.Exif, stored_size: tuple[int, int]) -> int:
+    """NO_CAMERA; CAMERA_EDITED: camera fields, but a DateTime later than when it was taken, or pixel dimensions
+    (PixelXDimension/PixelYDimension, which cameras write) other than the file's own, as a resized, cropped or
+    captioned copy that passed the EXIF through has; else CAMERA_AS_TAKEN."""
     try:
-        taken = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)
+        sub = exif.get_ifd(_EXIF_IFD)
+        taken = sub.get(_DATETIME_ORIGINAL)
         if not (taken or any(exif.get(tag) for tag in _CAMERA_TAGS)):
             return NO_CAMERA
         modified = exif.get(_DATETIME)
-        return CAMERA_EDITED if taken and modified and str(modified).strip() != str(taken).strip() else CAMERA_AS_TAKEN
+        if taken and modified and str(modified).strip() != str(taken).strip():
+            return CAMERA_EDITED
+        recorded = (sub.get(_PIXEL_X), sub.get(_PIXEL_Y))
+        if all(isinstance(v, int) and v > 0 for v in recorded) and recorded != tuple(stored_size):
+            return CAMERA_EDITED
+        return CAMERA_AS_TAKEN
     except Exception:
         return NO_CAMERA
 

@@ -138,7 +138,11 @@ def edited_copies(files: Sequence[IndexedFile]) -> set[int]:
     edited: set[int] = set()
     for i, fs in enumerate(reps):
         if agree[i, upright] < VERIFY_AGREEMENT <= agree[i].max():
-            edited.update(f.id for f in fs)
+            # a picture that looks the same turned (a garment, a face, a building front: mirror-symmetric) cannot
+            # show which way it is turned: only one that looks different turned is an edited copy
+            shown = orient(thumbs[i], upright)
+            if agreement(orient(thumbs[i], int(turn[i]))[None], shown[None])[0] < VERIFY_AGREEMENT:
+                edited.update(f.id for f in fs)
     # bring every content to the reference's view, then to the group's way up
     aligned = np.stack([orient(thumbs[i], int(turn[i])) for i in range(len(reps))])
     lined = [i for i in range(len(reps)) if reps[i][0].id not in edited

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 _FREQUENCIES = ((0, 1), (1, 0), (2, 0), (1, 1), (0, 2), (0, 3), (1, 2), (2, 1), (3, 0), (4, 0), (3, 1), (2, 2),
                 (1, 3), (0, 4), (0, 5), (1, 4), (2, 3), (3, 2), (4, 1), (5, 0))
 _MAX_INDEX = 40  # quantised values beyond this are too rare to shape a histogram
-_MIN_EXPECTED = 50  # coefficients a smooth histogram would put in the gaps, at the least, for a verdict
 
 
 class Jpeg:
@@ -59,7 +58,14 @@ class Jpeg:
 def resaved_from(finer: Jpeg, coarser: Jpeg) -> bool | None:
     """True when `finer` was saved from pixels that had been compressed with `coarser`'s table, False when its
     coefficients show no such trace, None when the two cannot be compared (other stored size or orientation, no
-    frequency where `coarser` is the coarser table, too few coefficients, or the file cannot be decoded)."""
+    frequency where `coarser` is the coarser table, too few coefficients, or the file cannot be decoded).
+
+    A likelihood ratio over the histograms of the low and middle frequencies: a smooth histogram (compressed once)
+    against the same smooth values first quantised with the coarser table, then with the finer one, with the
+    decoder's rounding noise as measured on the file's own grid. Re-saved where that is at least twenty times as
+    likely (a Bayes factor of 20, "strong" in Kass & Raftery's scale), and where no nearby table (libjpeg's at
+    neighbouring qualities) explains it twenty times better: a file re-saved from a third file, with a table
+    like the coarser one's but not it, is not taken for a copy of the coarser one."""
     import numpy as np
 
     if finer.size != coarser.size or (finer.orientation or 1) != (coarser.orientation or 1):
@@ -70,17 +76,116 @@ def resaved_from(finer: Jpeg, coarser: Jpeg) -> bool | None:
     coefficients = _coefficients(finer.path)
     if coefficients is None:
         return None
-    observed = expected = 0.0
+    sigma = _rounding_noise(coefficients, finer.table)
+    histograms = []
     for r, c in usable:
-        fine, coarse = finer.table[r, c], coarser.table[r, c]
-        counts = _histogram(np.rint(coefficients[:, r, c] / fine).astype(np.int64))
-        gaps = _gaps(fine, coarse)
-        smooth = _smoothed(counts, _period(fine, coarse))
-        observed += float(counts[gaps].sum())
-        expected += float(smooth[gaps].sum())
-    if expected < _MIN_EXPECTED:
+        counts = _histogram(np.rint(coefficients[:, r, c] / finer.table[r, c]).astype(np.int64))
+        if counts.sum() >= _MIN_COUNTS:
+            histograms.append(((r, c), counts))
+    if not histograms:
         return None
-    return observed < 0.5 * expected
+
+    def evidence(table: np.ndarray) -> float:
+        """log P(histograms | re-saved from `table`) - log P(histograms | compressed once)."""
+        total = 0.0
+        for (r, c), counts in histograms:
+            fine, coarse = finer.table[r, c], table[r, c]
+            once = _smoothed(counts, _period(fine, max(coarse, 1.0)))
+            twice = _requantised(once, fine, coarse, sigma)
+            n = counts.sum()
+            total += float((counts * (np.log(_mix(twice, n)) - np.log(_mix(once, n)))).sum())
+        return total
+
+    threshold = math.log(_BAYES_FACTOR)
+    own = evidence(coarser.table)
+    if own <= threshold:
+        return False
+    keys = [rc for rc, _counts in histograms]
+    rivals = [t for t in _nearby_tables(coarser.table) if any(t[rc] != coarser.table[rc] for rc in keys)]
+    return all(evidence(t) - own <= threshold for t in rivals)
+
+
+def _nearby_tables(table: np.ndarray, reach: int = 6) -> list[np.ndarray]:
+    """libjpeg's luminance tables at qualities within `reach` of the one `table` is closest to."""
+    import numpy as np
+
+    tables = [_ijg_table(q) for q in range(1, 101)]
+    closest = min(range(100), key=lambda i: float(np.abs(tables[i] - table).sum()))
+    return [tables[i] for i in range(max(0, closest - reach), min(100, closest + reach + 1))]
+
+
+_IJG_LUMINANCE = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                  14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+                  49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+
+
+def _ijg_table(quality: int) -> np.ndarray:
+    """The luminance table libjpeg (and Pillow, and most encoders) writes at `quality` (jcparam.c)."""
+    import numpy as np
+
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    base = np.array(_IJG_LUMINANCE, dtype=np.int64).reshape(8, 8)
+    return np.clip((base * scale + 50) // 100, 1, 255).astype(np.float64)
+
+
+_MIN_COUNTS = 200  # coefficients away from zero in a frequency, at the least, for its histogram to say anything
+_BAYES_FACTOR = 20.0
+_FLOOR = 0.01  # share of each histogram spread evenly: a block the edit redrew must not be "impossible"
+
+
+def _rounding_noise(coefficients: np.ndarray, table: np.ndarray) -> float:
+    """The spread of the decoded coefficients around the file's own grid (pixel rounding, the decoder's integer
+    IDCT): measured on the frequencies whose step is wide enough for the nearest grid point to be the right one."""
+    import numpy as np
+
+    steps = table[None]
+    wide = np.broadcast_to(steps >= 4, coefficients.shape)
+    residual = coefficients - steps * np.rint(coefficients / steps)
+    picked = residual[wide & (np.abs(coefficients) > steps / 2)]
+    if picked.size < 100:
+        return 0.5
+    return float(max(0.2, np.sqrt(np.mean(picked**2))))
+
+
+def _requantised(smooth: np.ndarray, fine: float, coarse: float, sigma: float) -> np.ndarray:
+    """The histogram (on the fine grid) of values drawn from `smooth`'s density, quantised first with the coarse
+    step, decoded with noise `sigma`, then quantised with the fine step."""
+    import numpy as np
+
+    n = np.arange(len(smooth)) - _MAX_INDEX
+    density = smooth.copy()
+    density[_MAX_INDEX] = 0.5 * (density[_MAX_INDEX - 1] + density[_MAX_INDEX + 1])  # zero's bin, left out
+    top = int(math.ceil(_MAX_INDEX * fine / coarse)) + 1
+    m = np.arange(-top, top + 1)
+    weight = np.interp(m * coarse / fine, n, density, left=0.0, right=0.0) * coarse / fine  # mass per coarse bin
+    lo = ((n[:, None] - 0.5) * fine - m[None] * coarse) / sigma
+    hi = ((n[:, None] + 0.5) * fine - m[None] * coarse) / sigma
+    out = (_phi(hi) - _phi(lo)) @ weight
+    out[_MAX_INDEX] = 0.0
+    return out
+
+
+def _phi(x: np.ndarray) -> np.ndarray:
+    """The standard normal CDF (erf by Abramowitz and Stegun 7.1.26, error below 1.5e-7)."""
+    import numpy as np
+
+    z = np.abs(x) / math.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    erf = 1.0 - poly * np.exp(-z * z)
+    return 0.5 * (1.0 + np.sign(x) * erf)
+
+
+def _mix(expected: np.ndarray, total: float) -> np.ndarray:
+    """`expected` scaled to `total`, with _FLOOR of it spread over every value but zero."""
+    import numpy as np
+
+    present = np.ones_like(expected)
+    present[_MAX_INDEX] = 0.0
+    shape = expected / max(expected.sum(), 1e-12)
+    shape = (1 - _FLOOR) * shape + _FLOOR * present / present.sum()
+    shape[_MAX_INDEX] = 1.0  # zero's bin holds no counts: any value will do
+    return shape * total
 
 
 def _coefficients(path: str) -> np.ndarray | None:
@@ -123,18 +228,6 @@ def _histogram(indices: np.ndarray) -> np.ndarray:
     return np.bincount(kept + _MAX_INDEX, minlength=2 * _MAX_INDEX + 1).astype(np.float64)
 
 
-def _gaps(fine: float, coarse: float) -> np.ndarray:
-    """The quantised values (as histogram indices) whose value on the fine grid lies more than half a fine step from
-    every multiple of the coarse step: where a re-saved file has (next to) nothing."""
-    import numpy as np
-
-    values = (np.arange(2 * _MAX_INDEX + 1) - _MAX_INDEX) * fine
-    distance = np.abs(values - coarse * np.rint(values / coarse))
-    gaps = distance > fine / 2 + 0.5  # half a step, and the decoder's pixel rounding
-    gaps[_MAX_INDEX] = False
-    return gaps
-
-
 def _period(fine: float, coarse: float) -> int:
     """How many fine steps the pattern of gaps takes to repeat."""
     f, c = int(round(fine)), int(round(coarse))
@@ -142,14 +235,17 @@ def _period(fine: float, coarse: float) -> int:
 
 
 def _smoothed(counts: np.ndarray, period: int) -> np.ndarray:
-    """What a histogram without gaps would hold at each value: the mean over one period of the gap pattern around
-    it (zero's bin, left out, does not count)."""
+    """What a histogram without the pattern would hold at each value: the geometric mean over one period of the
+    pattern around it (zero's bin, left out, does not count). A photo's coefficients fall off about exponentially
+    from zero, and a geometric mean leaves an exponential as it is where an arithmetic one would bend it."""
     import numpy as np
 
     present = np.ones_like(counts)
     present[_MAX_INDEX] = 0.0
     width = period if period % 2 else period + 1
     kernel = np.ones(width)
-    total = np.convolve(counts, kernel, mode="same")
+    logs = np.log(counts + 0.5) * present
+    total = np.convolve(logs, kernel, mode="same")
     n = np.convolve(present, kernel, mode="same")
-    return np.where(n > 0, total / np.maximum(n, 1), 0.0)
+    out = np.where(n > 0, np.exp(total / np.maximum(n, 1)) - 0.5, 0.0)
+    return np.maximum(out, 0.0) * present

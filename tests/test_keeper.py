@@ -95,3 +95,86 @@ def test_keep_rules_still_override_the_default(tmp_path, cli):
     assert _keeper(cli, d) == "original.jpg"
     out = cli.json("dupes", str(d), "--keep", "newest")
     assert os.path.basename(out["groups"][0]["files"][0]["path"]) == "copy.jpg"
+
+
+def _textured(seed: int, size=(640, 480)) -> Image.Image:
+    """A photo-like picture: shapes plus the fine grain every camera picture has, so that its JPEG coefficients
+    spread as a photo's do."""
+    import numpy as np
+
+    img = np.asarray(picture(seed, size), dtype=np.float32)
+    grain = np.random.default_rng(seed).normal(0, 6, img.shape)
+    return Image.fromarray(np.clip(img + grain, 0, 255).astype(np.uint8))
+
+
+def _resave(src: Path, dst: Path, **params) -> None:
+    with Image.open(src) as im:
+        im.convert("RGB").save(dst, **params)
+
+
+def test_without_exif_a_re_encode_at_a_higher_quality_yields_to_the_file_it_was_made_from(tmp_path, cli):
+    d = tmp_path / "photos"
+    save(_textured(11), d / "original.jpg", quality=80)
+    _resave(d / "original.jpg", d / "higher.jpg", quality=93)  # larger, better encoded, and a copy
+    _resave(d / "original.jpg", d / "lower.jpg", quality=60)
+    _set_mtime(d / "original.jpg", 1.6e9)
+    _set_mtime(d / "higher.jpg", 1.5e9)  # older, too
+    assert cli("index", str(d)).exit_code == 0
+    assert _keeper(cli, d) == "original.jpg"
+
+
+def test_the_compression_history_test_tells_a_re_save_from_a_first_compression(tmp_path):
+    from simfind.provenance import Jpeg, resaved_from
+
+    save(_textured(12), tmp_path / "o.jpg", quality=82)
+    _resave(tmp_path / "o.jpg", tmp_path / "h.jpg", quality=95)
+    _resave(tmp_path / "o.jpg", tmp_path / "l.jpg", quality=70)
+    o, h, lo = (Jpeg.open(str(tmp_path / n)) for n in ("o.jpg", "h.jpg", "l.jpg"))
+    assert resaved_from(h, o) is True  # h shows o's coarser table
+    assert resaved_from(o, lo) is False  # o was compressed once: no trace of l's table
+    save(_textured(12).resize((600, 450)), tmp_path / "other_size.jpg", quality=70)
+    assert resaved_from(o, Jpeg.open(str(tmp_path / "other_size.jpg"))) is None  # blocks do not line up
+    (tmp_path / "p.png").write_bytes(b"")
+    assert Jpeg.open(str(tmp_path / "p.png")) is None
+
+
+def test_an_editors_copy_that_kept_the_exif_is_not_taken_for_the_camera_file(tmp_path, cli):
+    img = _textured(13)
+    d = tmp_path / "photos"
+    exif = _camera_exif()
+    exif[0x0132] = "2019:06:01 12:00:00"  # a camera writes DateTime equal to DateTimeOriginal
+    save(img, d / "camera.jpg", quality=80, exif=exif)
+    edited = _camera_exif()
+    edited[0x0132], edited[0x0131] = "2023:02:11 18:30:00", "GIMP 2.10.34"  # an editor's export
+    with Image.open(d / "camera.jpg") as im:
+        im.convert("RGB").resize((800, 600)).save(d / "export.jpg", quality=95, exif=edited)  # larger, too
+    _set_mtime(d / "camera.jpg", 1.6e9)
+    _set_mtime(d / "export.jpg", 1.5e9)
+    assert cli("index", str(d)).exit_code == 0
+    assert _keeper(cli, d) == "camera.jpg"
+
+
+def test_a_copy_that_passed_the_exif_through_is_told_by_the_pixel_dimensions_it_records(tmp_path, cli):
+    img = _textured(14)
+    d = tmp_path / "photos"
+    exif = _camera_exif()
+    exif.get_ifd(0x8769)[0xA002], exif.get_ifd(0x8769)[0xA003] = img.size  # PixelXDimension, PixelYDimension
+    save(img, d / "camera.jpg", quality=85, exif=exif)
+    with Image.open(d / "camera.jpg") as im:
+        im.convert("RGB").resize((960, 720)).save(d / "upscaled.jpg", quality=90, exif=im.getexif())
+    assert cli("index", str(d)).exit_code == 0
+    assert _keeper(cli, d) == "camera.jpg"
+
+
+def test_camera_evidence_levels():
+    from simfind.decode import CAMERA_AS_TAKEN, CAMERA_EDITED, NO_CAMERA, camera_evidence
+
+    assert camera_evidence(Image.Exif(), (10, 10)) == NO_CAMERA
+    taken = _camera_exif()
+    taken[0x0132] = "2019:06:01 12:00:00"
+    assert camera_evidence(taken, (10, 10)) == CAMERA_AS_TAKEN
+    taken.get_ifd(0x8769)[0xA002], taken.get_ifd(0x8769)[0xA003] = 10, 10
+    assert camera_evidence(taken, (10, 10)) == CAMERA_AS_TAKEN
+    assert camera_evidence(taken, (20, 20)) == CAMERA_EDITED
+    taken[0x0132] = "2020:01:01 00:00:00"
+    assert camera_evidence(taken, (10, 10)) == CAMERA_EDITED
