@@ -347,11 +347,12 @@ def dupes_cmd(
         Optional[str],
         typer.Option("--keep", metavar="RULE",
                      help="Which file of a group to keep. Default: the original: not a copy the rest of the group shows "
-                          "to be edited (turned, or differing in one region: a watermark or caption), then most picture "
-                          "pixels (letterbox bars and frames not counted), then camera EXIF, the higher JPEG quality "
-                          "and an EXIF orientation, then oldest, then largest. Or a rule: pixels (most picture pixels, "
-                          "then largest, then oldest), newest, oldest, largest, smallest, shortest-path, or a path glob "
-                          "such as '*/originals/*'.",
+                          "to be edited (turned, or differing in one region: a watermark or caption); then camera EXIF "
+                          "as the camera wrote it; then most picture pixels (letterbox bars and frames not counted); "
+                          "then the file another one was re-saved from, the higher JPEG quality and an EXIF "
+                          "orientation; then oldest, then largest. Or a rule: pixels (most picture pixels, then "
+                          "largest, then oldest), newest, oldest, largest, smallest, shortest-path, or a path glob such "
+                          "as '*/originals/*'.",
                      show_default=False),
     ] = None,
     action: Annotated[

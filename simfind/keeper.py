@@ -3,12 +3,13 @@
 The default keeper is the file a person would call the original. Edited copies give themselves away against the
 rest of the group: a copy shown turned while the others agree on one way up (a pixel rotation, an EXIF tag that
 turns it), or a copy that differs from the group's consensus in one region while agreeing elsewhere (a watermark,
-a logo, a caption drawn over the picture). Among the files that are not such copies: the most picture pixels
-(letterbox bars and frames not counted; counts within a trim's precision are the same, and then a file
-without bars or a frame first), then evidence of being the source (camera EXIF; the higher JPEG quality
-estimated from the quantisation table, a lossless file counting as the highest; stored with an EXIF orientation
-rather than pixel-rotated), then the oldest, then the largest file, then the path (deterministic).
-`--keep RULE` replaces all of this with a plain rule (keeper_rule).
+a logo, a caption drawn over the picture). Among the files that are not such copies: the strongest camera record
+(EXIF as the camera wrote it, then camera EXIF an editor changed, then none: decode.camera_evidence), then the
+most picture pixels (letterbox bars and frames not counted; counts within a trim's precision are the same), then
+evidence_key (no bars or frame; camera EXIF; the higher JPEG quality estimated from the quantisation table, a
+lossless file counting as the highest; stored with an EXIF orientation rather than pixel-rotated; the oldest; the
+largest file; the path), except that a same-size JPEG shown to be re-saved from another candidate yields to it
+(source_of, provenance.py). `--keep RULE` replaces all of this with a plain rule (keeper_rule).
 """
 
 from __future__ import annotations
