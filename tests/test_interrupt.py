@@ -72,12 +72,12 @@ def _interrupt(proc: subprocess.Popen) -> tuple[int, list[str]]:
 INTERRUPTED = (130, -signal.SIGINT)
 
 
-def _kept_and_resumed(idx: Path, root: Path, lines: list[str], total: int = FILES, *extra: str) -> None:
+def _kept_and_resumed(idx: Path, root: Path, lines: list[str], total: int, *extra: str) -> None:
     """The one line says what the catalog holds, the catalog is whole, and the next run does the rest."""
     catalog = idx / "catalog.sqlite"
     kept = _rows(catalog)
-    assert lines == [f"simfind: interrupted: {kept} of {total} files were indexed and kept; "
-                     "run the same command again to finish"], lines
+    line = f"simfind: interrupted: {kept} of {total} files were indexed and kept; run the same command again to finish"
+    assert lines == [line], lines
     with sqlite3.connect(catalog) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     again = subprocess.run([*SIMFIND, "index", str(root), "--index", str(idx), *extra], capture_output=True, text=True)
