@@ -9,10 +9,25 @@ changes nothing.
 """
 
 import gc
+import sys
 
 gc.disable()
 
-from .cli import main as _cli_main  # noqa: E402
+from . import interrupts  # noqa: E402
+
+
+def _interrupted() -> None:
+    """A Ctrl-C before the command line is parsed (cli.py answers the ones after)."""
+    interrupts.ignore()
+    sys.stderr.write("simfind: interrupted\n")
+    sys.exit(130)
+
+
+interrupts.install()  # before the slow imports: a Ctrl-C during them is one line too
+try:
+    from .cli import main as _cli_main
+except KeyboardInterrupt:
+    _interrupted()
 
 
 def main() -> None:
@@ -20,7 +35,10 @@ def main() -> None:
     gc.enable()
     try:
         _cli_main()
+    except KeyboardInterrupt:
+        _interrupted()
     finally:
+        interrupts.ignore()  # only the exit is left: its handlers (which stop worker processes) run uninterrupted
         gc.freeze()
 
 

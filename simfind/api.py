@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
-from .errors import IndexMissing, SimfindError, UsageError
+from .errors import IndexMissing, Interrupted, SimfindError, UsageError
 from .grouping import by_content, is_under, make_groups, spanning
-from .ingest import Progress, check_model, ingest
+from .ingest import Progress, check_model, ingest, interrupted
 from .keeper import keeper_rule
 from .options import BY, check_choice
 from .pairs import DEFAULT_CLIP_THRESHOLD, DEFAULT_HASH_THRESHOLD, Similarity, clip_pairs, codes_by_content, hash_pairs
@@ -82,8 +82,11 @@ def _update(idx: IndexDir, roots: list[str], found: ScanResult, model: LazyModel
         catalog.write(found.failures)
     failed, embedded = ingest(idx, todo, lazy=model, runner=runner, workers=workers, batch_size=batch_size,
                               progress=progress)
-    if catalog.counts()["embedded"] and (todo.added or todo.updated or todo.removals or embedded):
-        idx.vectors()  # built now, so that the next query does not pay for it
+    try:
+        if catalog.counts()["embedded"] and (todo.added or todo.updated or todo.removals or embedded):
+            idx.vectors()  # built now, so that the next query does not pay for it
+    except KeyboardInterrupt:  # every file is in: the vector index is built again when a query needs it
+        raise Interrupted(interrupted(len(todo.todo), len(todo.todo))) from None
     failures = (*found.failures, *failed)
     return IndexReport(scanned=len(found.files), unchanged=todo.unchanged, added=todo.added, updated=todo.updated,
                        renamed=len(todo.renames), removed=len(todo.removals), failed=len(failures),

@@ -14,7 +14,8 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import SimfindError, UsageError
+from .errors import Interrupted, SimfindError, UsageError
+from .interrupts import check, finished, stopping
 from .options import ACTIONS, BY, DEVICES, FORMATS, INFO_FORMATS, PRECISIONS, check_action
 
 _DEBUG_ENV = "SIMFIND_DEBUG"
@@ -40,20 +41,30 @@ def _unset_envvars_unnamed(message: str) -> str:
 class _Group(TyperGroup):
     """Every failure becomes one line on stderr and an exit code (SPEC); never a traceback."""
 
+    def invoke(self, ctx):
+        try:
+            check()
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # typer would make it a silent exit 130; the library raised none with its count
+            raise Interrupted("interrupted") from None
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
             rv = super().main(args=args, prog_name=prog_name or "simfind", complete_var=complete_var,
                               standalone_mode=False, **extra)
         except SimfindError as e:
+            finished()
             _err(("" if e.exit_code == 130 else "error: ") + str(e))
             sys.exit(e.exit_code)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # while the command line was parsed
+            finished()
             _err("interrupted")
             sys.exit(130)
         except BrokenPipeError:
             sys.stderr.close()  # stdout went away (| head): stop quietly
             sys.exit(1)
         except Exception as e:
+            finished()
             if type(e).__name__ == "NoArgsIsHelpError":
                 typer.echo(e.format_message(), err=True)
                 sys.exit(2)
@@ -69,6 +80,11 @@ class _Group(TyperGroup):
                 raise
             _err(f"internal error: {type(e).__name__}: {e} (run with {_DEBUG_ENV}=1 for details, and please report it)")
             sys.exit(3)
+        if rv == 130 or stopping():  # typer's answer to a KeyboardInterrupt outside the command, or a lost one
+            finished()
+            _err("interrupted")
+            sys.exit(130)
+        finished()
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -310,7 +326,10 @@ def index_cmd(
     if not quiet:
         from .render import index_summary
 
-        _err(index_summary(report, index_dir, time.perf_counter() - started))
+        summary = index_summary(report, index_dir, time.perf_counter() - started)
+        check()
+        finished()  # every file is in: a Ctrl-C from now on changes nothing, and must not add a line
+        _err(summary)
 
 
 def _default_model() -> str:

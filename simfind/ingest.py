@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .errors import Interrupted, SimfindError
+from .interrupts import check, deferred
 from .records import Failure, Features
 
 if TYPE_CHECKING:
@@ -44,26 +45,27 @@ def ingest(idx: IndexDir, plan: Plan, *, lazy: LazyModel | None, runner: Runner 
     """Decode, embed and commit `plan.todo`. Returns the files that failed and how many unchanged files got the
     embedding they lacked. Raises Interrupted on Ctrl-C, with what was kept."""
     catalog = idx.catalog
-    model = None
-    if lazy is not None and plan.todo:
-        told = catalog.get_meta(UNAVAILABLE_MEMO) or None
-        model = lazy.get(told)
-        if (lazy.memo or None) != told:
-            catalog.set_meta(UNAVAILABLE_MEMO, lazy.memo)
-        if model is None:
-            plan.without_embeddings()
-        elif catalog.get_meta("model") != model.spec or catalog.get_meta("dim") != str(model.dim):
-            catalog.clear_embeddings(model.spec, model.dim)  # a first model for this index (check_model ran)
-    todo = plan.todo
     failures: list[Failure] = []
     done = done_bytes = 0
-    phase, total_bytes = ("index" if model is not None else "hash"), sum(f.size for f in todo)
+    batches = None
+    try:  # from the model's load on: an interrupt while torch loads is one too
+        model = None
+        if lazy is not None and plan.todo:
+            told = catalog.get_meta(UNAVAILABLE_MEMO) or None
+            model = lazy.get(told)
+            if (lazy.memo or None) != told:
+                catalog.set_meta(UNAVAILABLE_MEMO, lazy.memo)
+            if model is None:
+                plan.without_embeddings()
+            elif catalog.get_meta("model") != model.spec or catalog.get_meta("dim") != str(model.dim):
+                catalog.clear_embeddings(model.spec, model.dim)  # a first model for this index (check_model ran)
+        todo = plan.todo
+        phase, total_bytes = ("index" if model is not None else "hash"), sum(f.size for f in todo)
 
-    def report() -> None:
-        progress(phase, *((done, len(todo)) if phase == "index" else (done_bytes, total_bytes)))
+        def report() -> None:
+            progress(phase, *((done, len(todo)) if phase == "index" else (done_bytes, total_bytes)))
 
-    report()
-    try:
+        report()
         if todo:  # decoding pulls in Pillow, numpy and maybe a process pool: only when there is work
             from .pipeline import CHUNK_SIZE, clip_workers, make_runner, run
 
@@ -72,19 +74,24 @@ def ingest(idx: IndexDir, plan: Plan, *, lazy: LazyModel | None, runner: Runner 
             runner = runner or make_runner(workers, overlap=model is not None, work_bytes=total_bytes)
             batches = run(todo, runner, batch_size if model else CHUNK_SIZE, model.preprocess if model else None,
                           workers)
-        else:
-            batches = iter(())
-        for batch in batches:
-            catalog.write(batch, _embeddings(model, batch) if model is not None else None)
-            failures += [r for r in batch if isinstance(r, Failure)]
-            done += len(batch)
-            done_bytes += sum(r.ref.size for r in batch)
-            report()
+            for batch in batches:
+                check()
+                vectors = _embeddings(model, batch) if model is not None else None
+                with deferred():  # what is committed is counted, so that the message says what the catalog holds
+                    catalog.write(batch, vectors)
+                    failures += [r for r in batch if isinstance(r, Failure)]
+                    done += len(batch)
+                    done_bytes += sum(r.ref.size for r in batch)
+                report()
     except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted: {done} of {len(todo)} files were indexed and kept; run the same command again to finish"
-        ) from None
+        if batches is not None:
+            batches.close()  # the runner stops its workers now, not at exit
+        raise Interrupted(interrupted(done, len(plan.todo))) from None
     return failures, len(plan.embed_only)
+
+
+def interrupted(done: int, total: int) -> str:
+    return f"interrupted: {done} of {total} files were indexed and kept; run the same command again to finish"
 
 
 def _embeddings(model: ClipModel, batch) -> dict[str, bytes]:

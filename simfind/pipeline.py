@@ -15,6 +15,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .hashing import content_hash, perceptual_hashes, trimmed_thumbnail
+from .interrupts import block_signals, blocked, deferred
 from .records import Failure, Features, FileRef
 
 if TYPE_CHECKING:  # decode (Pillow) and embed are imported where files are decoded: the caller of run() never does
@@ -114,19 +115,39 @@ class JoblibRunner:
 
         from joblib.externals.loky import get_reusable_executor
 
-        executor = get_reusable_executor(max_workers=self.n_jobs)
-        todo = iter(items)
-        pending = {executor.submit(fn, item) for item in islice(todo, self.ahead)}
+        # Workers (and the threads that may start more of them) are started with SIGINT and SIGTERM blocked: a
+        # Ctrl-C reaches every process of the terminal's job, and each worker would print a traceback. This
+        # process handles it alone and stops them below. The resource trackers are started first: the
+        # standard library's unblocks both signals once it has started its own process.
+        _start_resource_trackers()
+        with blocked(), deferred():  # and an interrupt waits until the executor is whole
+            executor = get_reusable_executor(max_workers=self.n_jobs, initializer=block_signals)
+            todo = iter(items)
+            pending = {executor.submit(fn, item) for item in islice(todo, self.ahead)}
+        finished = False
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     result = future.result()
-                    pending |= {executor.submit(fn, item) for item in islice(todo, 1)}
+                    with blocked(), deferred():
+                        pending |= {executor.submit(fn, item) for item in islice(todo, 1)}
                     yield result
-        finally:  # Ctrl-C or an abandoned generator: nothing more is started
-            for future in pending:
+            finished = True
+        finally:
+            for future in pending:  # Ctrl-C, an error or an abandoned generator: nothing more is started
                 future.cancel()
+            if not finished:  # and what runs is stopped now, not waited for at exit
+                executor.shutdown(wait=False, kill_workers=True)
+
+
+def _start_resource_trackers() -> None:
+    from multiprocessing import resource_tracker
+
+    from joblib.externals.loky.backend import resource_tracker as loky_tracker
+
+    resource_tracker.ensure_running()
+    loky_tracker.ensure_running()
 
 
 def default_workers() -> int:
