@@ -59,11 +59,12 @@ STEREO = ("motorcycle_left.png", "motorcycle_right.png")  # skimage's stereo pai
 Im = Image.Image
 BICUBIC, LANCZOS = Image.Resampling.BICUBIC, Image.Resampling.LANCZOS
 
-WORDS = tuple(
-    "the a new my our best summer trip day night city beach home coffee love look sale today friends family "
-    "weekend street view share like follow post morning sunset party game team event live news update photo story "
-    "moments happy vibes travel food lunch dinner weekend deal offer free shop now only"
-    .split()
+WORDS = (
+    "the", "a", "new", "my", "our", "best", "summer", "trip", "day", "night", "city", "beach", "home", "coffee",
+    "love", "look", "sale", "today", "friends", "family", "weekend", "street", "view", "share", "like", "follow",
+    "post", "morning", "sunset", "party", "game", "team", "event", "live", "news", "update", "photo", "story",
+    "moments", "happy", "vibes", "travel", "food", "lunch", "dinner", "weekend", "deal", "offer", "free", "shop",
+    "now", "only",
 )
 
 
