@@ -204,7 +204,8 @@ def e_perspective(im: Im, rng: random.Random) -> tuple[Im, str]:
     d = rng.uniform(0.04, 0.15)
     corners = [(0, 0), (w, 0), (w, h), (0, h)]
     inward = [(1, 1), (-1, 1), (-1, -1), (1, -1)]
-    moved = [(x + sx * rng.uniform(0, d) * w, y + sy * rng.uniform(0, d) * h) for (x, y), (sx, sy) in zip(corners, inward)]
+    moved = [(x + sx * rng.uniform(0, d) * w, y + sy * rng.uniform(0, d) * h)
+             for (x, y), (sx, sy) in zip(corners, inward)]
     if rng.random() < 0.5:  # the picture seen at an angle: mapped onto the smaller quad, corners filled
         fill = _colour(rng)
         out = im.transform((w, h), Image.Transform.PERSPECTIVE, _perspective_coeffs(corners, moved), BICUBIC,
@@ -262,7 +263,8 @@ def e_border(im: Im, rng: random.Random) -> tuple[Im, str]:
         return ImageOps.expand(im, border=b, fill=fill), f"border {b / min(w, h):.2f} of the short side {fill}"
     if mode == "polaroid":
         side, bottom = rng.uniform(0.03, 0.1), rng.uniform(0.12, 0.3)
-        out = ImageOps.expand(im, border=(round(w * side), round(h * side), round(w * side), round(h * bottom)), fill=fill)
+        border = (round(w * side), round(h * side), round(w * side), round(h * bottom))
+        out = ImageOps.expand(im, border=border, fill=fill)
         return out, f"polaroid frame, sides {side:.2f}, bottom {bottom:.2f} {fill}"
     aspect = rng.choice((16 / 9, 9 / 16, 1.0, 4 / 5, 3 / 2, 2 / 3))
     tw, th = (w, round(w / aspect)) if w / h > aspect else (round(h * aspect), h)
@@ -286,9 +288,11 @@ def _background(rng: random.Random, im: Im, w: int, h: int) -> tuple[Im, str]:
         return Image.fromarray(np.ascontiguousarray(arr)), "gradient"
     if kind == "blurred copy":  # the picture itself, blown up and blurred behind it: how apps "fit" a photo
         r = max(w, h) * rng.uniform(0.02, 0.06)
-        return ImageEnhance.Brightness(_cover(im, w, h).filter(ImageFilter.GaussianBlur(r))).enhance(rng.uniform(0.5, 1.0)), \
+        blurred = _cover(im, w, h).filter(ImageFilter.GaussianBlur(r))
+        return ImageEnhance.Brightness(blurred).enhance(rng.uniform(0.5, 1.0)), \
             "blurred copy of the picture"
-    arr = np.random.default_rng(rng.randrange(2**31)).integers(0, 256, (max(1, h // 8), max(1, w // 8), 3), dtype=np.uint8)
+    g = np.random.default_rng(rng.randrange(2**31))
+    arr = g.integers(0, 256, (max(1, h // 8), max(1, w // 8), 3), dtype=np.uint8)
     return Image.fromarray(arr).resize((w, h), BICUBIC).filter(ImageFilter.GaussianBlur(2)), "noise texture"
 
 
@@ -335,7 +339,8 @@ class AppFrame:
         self.fixed_aspect = rng.choice((1.0, 4 / 5, 16 / 9, 3 / 2))  # the box distinct photos are fitted into
 
     def describe(self) -> str:
-        return f"{self.style} {self.w}x{self.h} {'dark' if self.dark else 'light'}, picture {self.pic_frac:.2f} of the width"
+        theme = "dark" if self.dark else "light"
+        return f"{self.style} {self.w}x{self.h} {theme}, picture {self.pic_frac:.2f} of the width"
 
     def render(self, pic: Im, cover: bool = False) -> Im:
         out = Image.new("RGB", (self.w, self.h), self.bg)
@@ -440,7 +445,8 @@ class Mark:
 
     def __init__(self, rng: random.Random, bold: bool = False):
         self.mode = rng.choice(("text", "tiled text", "logo", "logo + text"))
-        self.text = rng.choice(("(c) ", "@", "")) + rng.choice(WORDS) + rng.choice(("photo", "_studio", ".com", " 2026", ""))
+        self.text = (rng.choice(("(c) ", "@", "")) + rng.choice(WORDS)
+                     + rng.choice(("photo", "_studio", ".com", " 2026", "")))
         self.size = rng.uniform(0.04, 0.12)
         self.opacity = rng.uniform(0.15, 0.45) if self.mode == "tiled text" else rng.uniform(0.3, 1.0)
         self.colour = _colour(rng)
@@ -503,7 +509,8 @@ def e_watermark(im: Im, rng: random.Random) -> tuple[Im, str]:
 
 def e_caption(im: Im, rng: random.Random) -> tuple[Im, str]:
     w, h = im.size
-    mode = rng.choice(("bar above", "bar below", "bars above and below", "text on the picture", "card with caption bar"))
+    mode = rng.choice(("bar above", "bar below", "bars above and below", "text on the picture",
+                       "card with caption bar"))
     if mode == "card with caption bar":
         card = FrameCard(rng)
         return card.render(im), card.describe()
@@ -534,7 +541,8 @@ def e_gamma(im: Im, rng: random.Random) -> tuple[Im, str]:
 
 
 def e_colour(im: Im, rng: random.Random) -> tuple[Im, str]:
-    ops = rng.sample(("brightness", "contrast", "saturation", "hue", "white balance", "grey", "sepia"), rng.randint(1, 3))
+    ops = rng.sample(("brightness", "contrast", "saturation", "hue", "white balance", "grey", "sepia"),
+                     rng.randint(1, 3))
     parts = []
     for op in ops:
         if op in ("brightness", "contrast", "saturation"):
@@ -622,7 +630,8 @@ def e_noise(im: Im, rng: random.Random) -> tuple[Im, str]:
         return Image.fromarray(arr.astype(np.uint8)), f"salt and pepper {p:.3f}"
     sigma = rng.uniform(4, 30)
     shape = arr.shape if mode == "gaussian" else arr.shape[:2] + (1,)
-    return Image.fromarray(np.clip(arr + g.normal(0, sigma, shape), 0, 255).astype(np.uint8)), f"{mode} noise sigma {sigma:.0f}"
+    noisy = np.clip(arr + g.normal(0, sigma, shape), 0, 255).astype(np.uint8)
+    return Image.fromarray(noisy), f"{mode} noise sigma {sigma:.0f}"
 
 
 def e_exif(im: Im, rng: random.Random) -> tuple[bytes, str, str]:
@@ -925,7 +934,8 @@ def negative_rows(truth: dict[str, Entry], size: dict) -> list[tuple[str, str, i
         elif kind == "stereo pair":
             rows.append((kind, "scikit-image motorcycle_left/right: one scene from two viewpoints", n, math.comb(n, 2)))
         else:
-            what = ("real look-alikes: shared backgrounds and poses" if "clothing" in kind else "unedited, unrelated photos")
+            what = ("real look-alikes: shared backgrounds and poses" if "clothing" in kind
+                    else "unedited, unrelated photos")
             rows.append((kind, what, n, math.comb(n, 2)))
     return rows
 
@@ -1004,8 +1014,8 @@ def query_recall(work: str, truth: dict[str, Entry], per_kind: int, seed: int) -
         of_kind = sorted(p for p, e in truth.items() if e.kind == kind.name)
         for path in rng.sample(of_kind, min(per_kind, len(of_kind))):
             want = originals[truth[path].group]
-            run = subprocess.run(SIMFIND + ["query", path, "-k", "5", "--format", "json", "--quiet"], env=env, check=False,
-                                 capture_output=True, text=True)
+            run = subprocess.run(SIMFIND + ["query", path, "-k", "5", "--format", "json", "--quiet"], env=env,
+                                 check=False, capture_output=True, text=True)
             stats = per[kind.name]
             stats[2] += 1
             if run.returncode != 0:
@@ -1015,7 +1025,8 @@ def query_recall(work: str, truth: dict[str, Entry], per_kind: int, seed: int) -
             stats[0] += ranked[:1] == [want]
             stats[1] += want in ranked
     n = sum(s[2] for s in per.values())
-    return {"n": n, "r1": sum(s[0] for s in per.values()) / max(n, 1), "r5": sum(s[1] for s in per.values()) / max(n, 1),
+    hits1, hits5 = sum(s[0] for s in per.values()), sum(s[1] for s in per.values())
+    return {"n": n, "r1": hits1 / max(n, 1), "r5": hits5 / max(n, 1),
             "failures": sum(s[3] for s in per.values()), "s": (time.perf_counter() - t0) / max(n, 1),
             "kinds": {k: (s[0] / s[2], s[1] / s[2], s[2]) for k, s in per.items()}, "references": len(back)}
 
@@ -1144,7 +1155,8 @@ def main() -> int:
         lines += [_summary_row(f"simfind {t}", st, None) for t, st in sweep.items()]
         lines += ["", "| kind | " + " | ".join(str(t) for t in sweep) + " |", "|---" * (1 + len(sweep)) + "|"]
         for kind in KINDS:
-            lines.append(f"| {kind.name} | " + " | ".join(_f(st["kinds"].get(kind.name)) for st in sweep.values()) + " |")
+            cells = " | ".join(_f(st["kinds"].get(kind.name)) for st in sweep.values())
+            lines.append(f"| {kind.name} | {cells} |")
         lines += ["", "| negative kind | " + " | ".join(str(t) for t in sweep) + " |", "|---" * (1 + len(sweep)) + "|"]
         for kind in sorted({k for st in sweep.values() for k in st["negatives"]}):
             lines.append(f"| {kind} | " + " | ".join(str(st["negatives"].get(kind, 0)) for st in sweep.values()) + " |")
