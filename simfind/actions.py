@@ -18,7 +18,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from .errors import SimfindError, UsageError
+from .errors import Interrupted, SimfindError, UsageError
 from .hashing import content_hash
 from .options import check_action
 from .records import ActionReport, ActionStep, Group, IndexedFile
@@ -75,6 +75,13 @@ def act(groups: Sequence[Group], action: str, *, to: str | None = None, dry_run:
                     step = _do(step, f, keep, logfh, where)
                 steps.append(step)
                 on_step(step)
+    except KeyboardInterrupt:
+        if dry_run:
+            raise Interrupted("interrupted: nothing was changed (a dry run)") from None
+        total = sum(len(g.members) - 1 for g in groups)
+        done = sum(s.status == "done" for s in steps)
+        raise Interrupted(f"interrupted: {done} of {total} files were acted on ({action}), each recorded in the log "
+                          f"{log}; `simfind undo {log}` reverses moves and links") from None
     finally:
         if logfh is not None:
             logfh.close()
@@ -148,7 +155,8 @@ def _open_log(path: str):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         return open(path, "a", encoding="utf-8")
     except OSError as e:
-        raise UsageError(f"cannot write the log {path}: {e.strerror or e}") from None
+        raise UsageError(f"cannot write the log {path}: {e.strerror or e}; pass --log FILE in a folder you can write"
+                         ) from None
 
 
 def _common_base(groups: Iterable[Group]) -> str:
@@ -171,10 +179,15 @@ def undo(log: str, *, dry_run: bool = False, on_step: Callable[[ActionStep], Non
     except json.JSONDecodeError as e:
         raise SimfindError(f"{log} is not a simfind action log (line {e.lineno}: {e.msg})") from None
     steps = []
-    for r in reversed(records):
-        step = _undo_one(r, dry_run)
-        steps.append(step)
-        on_step(step)
+    try:
+        for r in reversed(records):
+            step = _undo_one(r, dry_run)
+            steps.append(step)
+            on_step(step)
+    except KeyboardInterrupt:
+        done = sum(s.status == "done" for s in steps)
+        raise Interrupted(f"interrupted: {done} of {len(records)} files restored; `simfind undo {log}` again restores "
+                          "the rest (what is back is recognised)") from None
     if not dry_run:
         _remove_emptied_folders([r for r, s in zip(reversed(records), steps) if s.status in ("done", "already")])
     return ActionReport(tuple(steps), dry_run, log)

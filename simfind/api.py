@@ -210,6 +210,8 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
     if k < 1:
         raise UsageError(f"-k must be at least 1, not {k}")
     is_image = os.path.isfile(text_or_image)
+    if not is_image and _looks_like_a_path(text_or_image):
+        raise UsageError(f"no such image file: {text_or_image}")
     label = os.path.abspath(text_or_image) if is_image else text_or_image
     with IndexDir.open(index_dir) as idx:
         catalog = idx.catalog
@@ -241,6 +243,14 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
         matches = [(f, s) for f, s in matches if os.path.realpath(f.path) != own]
     matches = [(f, s) for f, s in matches[:k] if threshold is None or s >= threshold - 1e-9]
     return QueryReport(label, "clip" if spec else "hash", tuple(Match(r, f, s) for r, (f, s) in enumerate(matches, 1)))
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """A name with an image extension, or a path in a folder that exists: a mistyped file, not a text query."""
+    from .scan import is_image_name
+
+    parent = os.path.dirname(text)
+    return is_image_name(text) or (bool(parent) and os.path.isdir(parent))
 
 
 def _present(ranked: Callable[[int], list], k: int) -> list:

@@ -120,10 +120,32 @@ def is_damage(e: BaseException) -> bool:
 
 def damage_error(path: str, why: object) -> IndexDamaged:
     index_dir = os.path.dirname(path)
+    roots = _roots_if_readable(path)
+    folders = " ".join(_quoted(r) for r in roots) if roots else "DIR..."
     return IndexDamaged(
-        f"the index catalog {path} is damaged ({why}); run `simfind index DIR... --rebuild --index {index_dir}` "
-        "with the folders you indexed to set it aside and index them again"
+        f"the index catalog {path} is damaged ({why}); run `simfind index {folders} --rebuild --index "
+        f"{_quoted(index_dir)}`{'' if roots else ' with the folders you indexed'} to set it aside and index them again"
     )
+
+
+def _roots_if_readable(path: str) -> list[str]:
+    """The folders a damaged catalog was indexing, where the page that holds them can still be read."""
+    try:
+        conn = sqlite3.connect("file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'roots'").fetchone()
+        finally:
+            conn.close()
+        roots = json.loads(row[0]) if row else []
+        return [r for r in roots if isinstance(r, str)]
+    except (sqlite3.Error, ValueError, TypeError):
+        return []
+
+
+def _quoted(path: str) -> str:
+    import shlex
+
+    return shlex.quote(path)
 
 
 class Catalog:

@@ -413,7 +413,8 @@ def dupes_cmd(
         _act(report, action.value, to, dry_run, yes, log, index_dir, quiet)
         if fmt is Format.table and output is None:
             return  # the plan and what was done are the report
-    _emit(fmt, output, report, dupes_json, dupes_csv, dupes_table, lambda r: dupes_html(r, thumbs=_thumbs(r, workers)))
+    _emit(fmt, output, report, dupes_json, dupes_csv, lambda r, console: dupes_table(r, console, summary=not quiet),
+          lambda r: dupes_html(r, thumbs=_thumbs(r, workers)))
     if fmt is not Format.table and not quiet:
         _err(dupes_summary(report))
     if fail_on_dupes and report.groups:

@@ -95,7 +95,8 @@ def display_path(path: str, base: str | None = None) -> str:
     return path if rel.startswith(os.pardir) else rel
 
 
-def dupes_table(report: DupesReport, console: Console) -> None:
+def dupes_table(report: DupesReport, console: Console, summary: bool = True) -> None:
+    """A table per group, then (with `summary`) the summary line."""
     from rich.table import Table
     from rich.text import Text
 
@@ -122,20 +123,21 @@ def dupes_table(report: DupesReport, console: Console) -> None:
             )
         console.print(table)
         console.print()
-    console.print(Text(dupes_summary(report), style="bold"))
+    if summary:
+        console.print(Text(dupes_summary(report), style="bold"))
 
 
 def index_summary(report: IndexReport, index_dir: str, seconds: float | None = None) -> str:
     parts = [f"{counted(report.scanned, 'image')} found", f"{report.added:,} new", f"{report.updated:,} changed"]
     if report.renamed:
-        parts.append(f"{report.renamed} renamed")
+        parts.append(f"{report.renamed:,} renamed")
     if report.removed:
-        parts.append(f"{report.removed} removed")
-    parts.append(f"{report.unchanged} unchanged")
+        parts.append(f"{report.removed:,} removed")
+    parts.append(f"{report.unchanged:,} unchanged")
     if report.embedded:
-        parts.append(f"{report.embedded} embedded")
+        parts.append(f"{report.embedded:,} embedded")
     if report.refreshed:
-        parts.append(f"{report.refreshed} re-read for this simfind version")
+        parts.append(f"{report.refreshed:,} re-read for this simfind version")
     line = "indexed: " + ", ".join(parts)
     if report.failed:
         line += f"; {counted(report.failed, 'file')} could not be read (simfind info --errors)"
@@ -202,10 +204,10 @@ def info_table(info: IndexInfo, console: Console, with_errors: bool) -> None:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("index", Text(info.index))
-    table.add_row("files", str(info.files))
-    table.add_row("errors", str(info.errors))
-    table.add_row("perceptual hashes", str(info.hashed))
-    table.add_row("CLIP embeddings", str(info.embedded))
+    table.add_row("files", f"{info.files:,}")
+    table.add_row("errors", f"{info.errors:,}")
+    table.add_row("perceptual hashes", f"{info.hashed:,}")
+    table.add_row("CLIP embeddings", f"{info.embedded:,}")
     table.add_row("model", Text(info.model or "none (hash-only)"))
     table.add_row("size on disk", human_bytes(info.bytes))
     console.print(table)
@@ -245,6 +247,9 @@ def query_table(report: QueryReport, console: Console) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    if not report.results:  # a title alone: an empty table would wrap it to the width of its headers
+        console.print(Text(f"most similar to {report.query!r} (by {report.by}): no results"))
+        return
     table = Table(title=Text(f"most similar to {report.query!r} (by {report.by})"), title_justify="left",
                   show_edge=False)
     table.add_column("rank", justify="right")
@@ -256,8 +261,6 @@ def query_table(report: QueryReport, console: Console) -> None:
         table.add_row(str(m.rank), f"{m.similarity:.3f}", human_bytes(m.file.size), f"{m.file.width}x{m.file.height}",
                       Text(display_path(m.file.path)))
     console.print(table)
-    if not report.results:
-        console.print("no results")
 
 
 # -- HTML ---------------------------------------------------------------------------------------------------------

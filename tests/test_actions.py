@@ -282,3 +282,33 @@ def test_a_move_destination_inside_an_indexed_folder_is_refused(library, tmp_pat
     assert _snapshot(library) == before and not (library / "_dupes").exists()
     outside = cli("dupes", library, "--action", "move", "--to", tmp_path / "elsewhere", "--yes", "-q")
     assert outside.exit_code == 0 and (tmp_path / "elsewhere").is_dir()
+
+
+def test_an_unwritable_default_log_names_the_fix(library, tmp_path, cli):
+    _index(cli, library)
+    (cli.index_dir / "logs").write_text("a file where the log folder would go")
+    result = cli("dupes", "--action", "move", "--to", tmp_path / "trash", "--yes")
+    assert result.exit_code == 2 and "--log FILE" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "trash").exists()
+
+
+def test_an_interrupted_action_says_how_far_it_got_and_where_the_log_is(library, tmp_path, cli):
+    from simfind import api
+    from simfind.actions import act
+    from simfind.errors import Interrupted
+
+    _index(cli, library)
+    report = api.duplicates(index_dir=str(cli.index_dir))
+    log = tmp_path / "moves.jsonl"
+    seen = []
+
+    def ctrl_c_after_two(step):
+        seen.append(step)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as e:
+        act(report.groups, "move", to=str(tmp_path / "trash"), log=str(log), on_step=ctrl_c_after_two)
+    assert "2 of 3 files" in str(e.value) and str(log) in str(e.value) and "simfind undo" in str(e.value)
+    assert len(log.read_text().splitlines()) == 2
+    assert cli("undo", log, index=False).exit_code == 0

@@ -280,3 +280,27 @@ def test_a_table_piped_or_redirected_never_splits_a_path(tmp_path, cli):
         shown = str((deep / name).relative_to(tmp_path.parent))  # below the working folder: shown relative
         assert any(line.endswith(" " + shown) for line in lines), piped.stdout
     assert not any(line != line.rstrip() for line in lines)  # no padding to some terminal width either
+
+
+def test_quiet_drops_the_summary_of_a_table_too(small_set, cli):
+    cli("index", small_set, "--no-clip", "--quiet")
+    loud, quiet = cli("dupes"), cli("dupes", "--quiet")
+    assert "1 group, 1 duplicate" in loud.stdout
+    assert "1 group, 1 duplicate" not in quiet.stdout and "a.png" in quiet.stdout and quiet.stderr == ""
+
+
+def test_an_empty_query_result_is_one_line_naming_the_query(tmp_path, cli):
+    save(picture(1), tmp_path / "set" / "a.jpg", quality=90)
+    save(picture(2), tmp_path / "q.jpg", quality=90)
+    cli("index", tmp_path / "set", "--no-clip", "--quiet")
+    result = cli("query", tmp_path / "q.jpg", "-t", "0.99")
+    assert result.exit_code == 0
+    assert result.stdout.strip().splitlines() == [f"most similar to '{tmp_path / 'q.jpg'}' (by hash): no results"]
+
+
+def test_a_mistyped_image_path_is_no_such_file_not_a_text_query(small_set, cli):
+    cli("index", small_set, "--no-clip", "--quiet")
+    for missing in (small_set / "one" / "nope.jpg", "holiday.JPG", small_set / "one" / "nope"):
+        result = cli("query", missing)
+        assert result.exit_code == 2 and "no such image file" in result.stderr, (missing, result.stderr)
+    assert "needs CLIP" in cli("query", "a red car on a bridge").stderr

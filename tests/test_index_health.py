@@ -160,3 +160,14 @@ def test_shutil_copy_of_an_index_is_readable(indexed, cli, tmp_path):
     shutil.copytree(cli.index_dir, copy)
     cli.index_dir = copy
     assert cli.json("info")["files"] == 8
+
+
+def test_the_damage_message_names_the_indexed_folders_where_they_can_still_be_read(indexed, cli):
+    from simfind.catalog import damage_error
+
+    message = str(damage_error(str(cli.index_dir / CATALOG_NAME), "test"))
+    assert f"simfind index {indexed} --rebuild --index {cli.index_dir}" in message
+    empty = cli.index_dir.parent / "elsewhere"
+    empty.mkdir()
+    (empty / CATALOG_NAME).write_bytes(b"")
+    assert "simfind index DIR... --rebuild" in str(damage_error(str(empty / CATALOG_NAME), "empty"))

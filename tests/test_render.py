@@ -251,7 +251,7 @@ def test_info_dict_of_a_hash_only_index():
 
 def test_the_info_table_shows_counts_and_with_errors_the_files():
     text = _table(lambda c: info_table(_info(), c, with_errors=True))
-    for word in ("/home/u/.simfind", "2560", "2558", "ViT-B-32:laion2b_s34b_b79k", "1.2 MB", "/photos/bad.jpg",
+    for word in ("/home/u/.simfind", "2,560", "2,558", "ViT-B-32:laion2b_s34b_b79k", "1.2 MB", "/photos/bad.jpg",
                  "truncated JPEG", ODD):
         assert word in text
     assert "/photos/bad.jpg" not in _table(lambda c: info_table(_info(), c, with_errors=False))
