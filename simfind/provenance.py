@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import math
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ def _rounding_noise(coefficients: np.ndarray, table: np.ndarray) -> float:
     picked = residual[wide & (np.abs(coefficients) > steps / 2)]
     if picked.size < 100:
         return 0.5
-    return float(max(0.2, np.sqrt(np.mean(picked**2))))
+    return round(float(max(0.2, np.sqrt(np.mean(picked**2)))), 2)  # two decimals: all the measure can tell
 
 
 def _requantised(smooth: np.ndarray, fine: float, coarse: float, sigma: float) -> np.ndarray:
@@ -155,14 +156,24 @@ def _requantised(smooth: np.ndarray, fine: float, coarse: float, sigma: float) -
     n = np.arange(len(smooth)) - _MAX_INDEX
     density = smooth.copy()
     density[_MAX_INDEX] = 0.5 * (density[_MAX_INDEX - 1] + density[_MAX_INDEX + 1])  # zero's bin, left out
-    top = int(math.ceil(_MAX_INDEX * fine / coarse)) + 1
-    m = np.arange(-top, top + 1)
+    m, moves = _transitions(float(fine), float(coarse), float(sigma))
     weight = np.interp(m * coarse / fine, n, density, left=0.0, right=0.0) * coarse / fine  # mass per coarse bin
-    lo = ((n[:, None] - 0.5) * fine - m[None] * coarse) / sigma
-    hi = ((n[:, None] + 0.5) * fine - m[None] * coarse) / sigma
-    out = (_phi(hi) - _phi(lo)) @ weight
+    out = moves @ weight
     out[_MAX_INDEX] = 0.0
     return out
+
+
+@lru_cache(maxsize=512)
+def _transitions(fine: float, coarse: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The coarse indices m and P(fine index n | coarse index m), (2 * _MAX_INDEX + 1, len(m)): the same for
+    every histogram with these steps, and tables share most of their steps."""
+    import numpy as np
+
+    top = int(math.ceil(_MAX_INDEX * fine / coarse)) + 1
+    m = np.arange(-top, top + 1)
+    edges = ((np.arange(2 * _MAX_INDEX + 2) - _MAX_INDEX - 0.5)[:, None] * fine - m[None] * coarse) / sigma
+    cdf = _phi(edges)
+    return m, cdf[1:] - cdf[:-1]
 
 
 def _phi(x: np.ndarray) -> np.ndarray:
