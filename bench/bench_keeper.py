@@ -41,7 +41,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench_quality import PHOTOS, _all_photos  # noqa: E402
+from bench_quality import shuffled_photos  # noqa: E402
 
 from simfind import api  # noqa: E402
 
@@ -208,12 +208,10 @@ def main() -> int:
     ap.add_argument("--min", type=float, default=None,
                     help="exit 1 when the share for originals with camera EXIF is below this")
     a = ap.parse_args()
-    if not os.path.isdir(PHOTOS):
-        print(f"skipped: {PHOTOS} is absent (the benchmark needs the shared real photos)")
+    drawn = shuffled_photos(a.seed)
+    if drawn is None:
         return 0
-    rng = random.Random(a.seed)
-    photos = _all_photos()
-    rng.shuffle(photos)
+    rng, photos = drawn
     work = tempfile.mkdtemp(prefix="simfind-keeper-")
     try:
         root = os.path.join(work, "set")

@@ -751,6 +751,18 @@ def _all_photos() -> list[str]:
     return sorted(out)
 
 
+def shuffled_photos(seed: int) -> tuple[random.Random, list[str]] | None:
+    """The shared photos in an order drawn from `seed`, with that random stream; None (and a line saying why)
+    where the photos are absent. For the benchmarks that build their sets from them."""
+    if not os.path.isdir(PHOTOS):
+        print(f"skipped: {PHOTOS} is absent (the benchmark needs the shared real photos)")
+        return None
+    rng = random.Random(seed)
+    photos = _all_photos()
+    rng.shuffle(photos)
+    return rng, photos
+
+
 def _source(path: str) -> str:
     return os.path.relpath(path, PHOTOS).split(os.sep)[0]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from PIL import Image, ImageOps
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench_quality import PHOTOS, _all_photos  # noqa: E402
+from bench_quality import shuffled_photos  # noqa: E402
 
 from simfind import api  # noqa: E402
 
@@ -34,12 +33,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    if not os.path.isdir(PHOTOS):
-        print(f"skipped: {PHOTOS} is absent (the benchmark needs the shared real photos)")
+    drawn = shuffled_photos(a.seed)
+    if drawn is None:
         return 0
-    rng = random.Random(a.seed)
-    photos = _all_photos()
-    rng.shuffle(photos)
+    rng, photos = drawn
     originals, negatives = photos[:120], photos[120:920]
     work = tempfile.mkdtemp(prefix="simfind-tilt-")
     try:
