@@ -164,11 +164,12 @@ IN_PROCESS_BYTES = 16 << 20
 
 
 def clip_workers(device: str) -> int:
-    """Decode workers beside a CLIP model: on the CPU the model takes every core and decoding needs a small share
-    (a draft decode costs a few ms a photo against tens of core-ms for a ViT-B-32 forward, bench/bench_clip.py);
-    a GPU forward is faster than decoding, so there every core but the one feeding the GPU decodes."""
+    """Decode workers beside a CLIP model. On the CPU, one per core: workers that get ahead of the model wait (the
+    runner hands out new work only as results are taken), so they use only the time the model leaves, and a bf16
+    forward on a CPU that runs it natively is fast enough for one worker to starve it (bench/bench_clip.py
+    --workers). A GPU forward is faster than decoding, so there every core but the one feeding the GPU decodes."""
     cores = default_workers()
-    return max(1, cores // 4) if device == "cpu" else max(1, cores - 1)
+    return cores if device == "cpu" else max(1, cores - 1)
 
 
 def make_runner(workers: int | None, overlap: bool = False, work_bytes: int | None = None) -> Runner:
