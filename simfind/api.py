@@ -39,7 +39,7 @@ def _existing_roots(paths: Iterable[str]) -> list[str]:
     return roots
 
 
-def _model(spec: str | None, notify: Notify, **options) -> LazyModel | None:
+def _model(spec: str | None, notify: Notify | None, **options) -> LazyModel | None:
     if not spec:
         return None
     from .embed import LazyModel
@@ -53,13 +53,15 @@ def index(
     exclude: Sequence[str] = (), runner: Runner | None = None, clip: str | None = None, require_clip: bool = False,
     reembed: bool = False, device: str = "auto", precision: str = "auto", batch_size: int = 32,
     rebuild: bool = False, progress: Progress = _quiet_progress, notify: Notify = _quiet_notify,
+    quiet: bool = False,
 ) -> IndexReport:
     """Bring the index up to date with `paths`: new and changed files are decoded, unchanged ones only stat'ed,
     renamed ones (same bytes) moved without decoding, vanished ones removed. With `clip` (a model spec), files
     also get CLIP embeddings; files indexed earlier without one get it now. `rebuild`: the catalog is set aside
-    (a damaged one, say) and every file is indexed again."""
+    (a damaged one, say) and every file is indexed again. `quiet`: nobody sees the notices, so the index does not
+    remember the missing-weights warning as given (the next run that shows warnings shows it)."""
     roots = _existing_roots(paths)
-    model = _model(clip, notify, require=require_clip, device=device, precision=precision)
+    model = _model(clip, None if quiet else notify, require=require_clip, device=device, precision=precision)
     if model is not None:
         model.check()  # a spec that can never work, or missing weights with require_clip: said before the scan
     found = scan(roots, hidden=hidden, exclude=exclude, on_found=lambda n: progress("scan", n, 0))

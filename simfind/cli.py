@@ -321,7 +321,7 @@ def index_cmd(
             [str(d) for d in dirs], index_dir=index_dir, workers=workers, hidden=hidden, exclude=exclude or (),
             clip=None if no_clip else (model or _default_model()), require_clip=require_clip, reembed=reembed,
             device=device.value, precision=precision.value, batch_size=batch_size, rebuild=rebuild,
-            progress=progress, notify=_notify(quiet),
+            progress=progress, notify=_notify(quiet), quiet=quiet,
         )
     if not quiet:
         from .render import index_summary

@@ -10,6 +10,7 @@ process only converts, normalises and runs the forward pass.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -292,10 +293,12 @@ class LazyModel:
     """A model spec, loaded on first use: a re-index with nothing to embed never imports torch. Whether the
     weights can be had is asked first, from files (availability()), so that where they cannot, get() returns
     None (hashes only) without importing torch, and says so through `notify` unless the caller was told of that
-    very situation already (`told`, a memo an index keeps); with `require` it raises ModelUnavailable instead."""
+    very situation already (`told`, a memo an index keeps); with `require` it raises ModelUnavailable instead.
+    With `notify=None` nobody is listening (a quiet run): the situation is not remembered as told, so the next
+    run that shows warnings shows it."""
 
     def __init__(self, spec: str, *, require: bool = False, device: str = "auto", precision: str = "auto",
-                 threads: int | None = None, notify=lambda message: None):
+                 threads: int | None = None, notify: Callable[[str], None] | None = lambda message: None):
         self.spec = canonical(spec)
         self._load = dict(spec=spec, device=device, precision=precision, threads=threads)
         self._require = require
@@ -324,6 +327,9 @@ class LazyModel:
             self._tried = True
             found = self._available()
             if found.why is not None:
+                if self._notify is None:  # untold: the memo stays as the index has it
+                    self.memo = told or ""
+                    return None
                 self.memo = found.memo
                 if found.memo != told:
                     self._notify(found.warning())
@@ -333,7 +339,8 @@ class LazyModel:
             except ModelUnavailable as e:
                 if self._require:
                     raise
-                self._notify(f"warning: {e}; indexing hashes only")
+                if self._notify is not None:
+                    self._notify(f"warning: {e}; indexing hashes only")
         return self._model
 
 

@@ -194,6 +194,18 @@ def test_offline_without_weights_warns_once_per_index_and_never_imports_torch(pi
     assert rc == 0 and len([ln for ln in said if "warning:" in ln]) == 1, said
 
 
+def test_a_quiet_run_does_not_use_up_the_offline_warning(pics, tmp_path):
+    """A CI job indexes with --quiet; the person who runs index next must still be told why CLIP is missing."""
+    offline = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": None, "HUGGINGFACE_HUB_CACHE": None}
+    index = tmp_path / "index"
+    rc, said, heavy = _index_run(pics, index, "--quiet", env=offline)
+    assert rc == 0 and not heavy and said == [], said
+    rc, said, heavy = _index_run(pics, index, env=offline)
+    assert rc == 0 and not heavy and len([ln for ln in said if "warning:" in ln]) == 1, said
+    rc, said, heavy = _index_run(pics, index, env=offline)
+    assert rc == 0 and not [ln for ln in said if "warning:" in ln], said
+
+
 def subprocess_info(index: Path) -> str:
     import subprocess
     import sys
