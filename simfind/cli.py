@@ -124,7 +124,7 @@ IndexOpt = Annotated[
     typer.Option(
         "--index",
         envvar="SIMFIND_INDEX",
-        help="Index folder (env SIMFIND_INDEX). Default: a per-user data folder.",
+        help="Index folder. Default: a per-user data folder.",
         show_default=False,
         file_okay=False,
     ),
@@ -281,7 +281,8 @@ def _emit(fmt: Format, output: Optional[Path], report, as_json, as_csv, as_table
 
 @app.command("index")
 def index_cmd(
-    dirs: Annotated[list[Path], typer.Argument(help="Folders (or image files) to index.", exists=True, show_default=False)],
+    dirs: Annotated[list[Path], typer.Argument(help="Folders (or image files) to index.", exists=True, show_default=False,
+                                               metavar="DIR...")],
     index: IndexOpt = None,
     no_clip: Annotated[bool, typer.Option("--no-clip", help="Hashes only: no CLIP embeddings (no torch).")] = False,
     require_clip: Annotated[
@@ -342,7 +343,8 @@ def _default_model() -> str:
 def dupes_cmd(
     paths: Annotated[
         Optional[list[Path]],
-        typer.Argument(help="Report only files under these paths (indexed first where needed).", exists=True, show_default=False),
+        typer.Argument(help="Report only files under these paths (indexed first where needed).", exists=True,
+                       show_default=False, metavar="[PATH]..."),
     ] = None,
     index: IndexOpt = None,
     threshold: Annotated[
@@ -468,7 +470,8 @@ def _show_step(step) -> None:
 
 @app.command("undo")
 def undo_cmd(
-    log: Annotated[Path, typer.Argument(help="The log a `dupes --action` run wrote.", exists=True, dir_okay=False, show_default=False)],
+    log: Annotated[Path, typer.Argument(help="The log a `dupes --action` run wrote.", exists=True, dir_okay=False,
+                                        show_default=False, metavar="LOG")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be restored, and do nothing.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -486,7 +489,8 @@ def undo_cmd(
 
 @app.command("query")
 def query_cmd(
-    image_or_text: Annotated[str, typer.Argument(help="An image file, or a text (needs CLIP embeddings).", show_default=False)],
+    image_or_text: Annotated[str, typer.Argument(help="An image file, or a text (needs CLIP embeddings).", show_default=False,
+                                                metavar="IMAGE_OR_TEXT")],
     index: IndexOpt = None,
     k: Annotated[int, typer.Option("-k", min=1, help="How many results.")] = 10,
     threshold: Annotated[
