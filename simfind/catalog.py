@@ -131,7 +131,7 @@ def damage_error(path: str, why: object) -> IndexDamaged:
 def _roots_if_readable(path: str) -> list[str]:
     """The folders a damaged catalog was indexing, where the page that holds them can still be read."""
     try:
-        conn = sqlite3.connect("file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro", uri=True)
+        conn = _connect(path, read_only=True)
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = 'roots'").fetchone()
         finally:

@@ -25,9 +25,11 @@ _CAMERA_TAGS = (0x010F, 0x0110)
 _DATETIME = 0x0132
 _EXIF_IFD, _DATETIME_ORIGINAL, _PIXEL_X, _PIXEL_Y = 0x8769, 0x9003, 0xA002, 0xA003
 NO_CAMERA, CAMERA_EDITED, CAMERA_AS_TAKEN = 0, 1, 2
-# The IJG luminance table at quality 50 sums to this; libjpeg scales it by quality (jcparam.c), and most encoders
+# The IJG luminance table (quality 50, natural order). libjpeg scales it by quality (jcparam.c), and most encoders
 # follow it, so the sum of a file's luminance table tells the quality it was saved at.
-_IJG_LUMA_SUM = 3688
+IJG_LUMINANCE = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+                 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
 _SWAPS_AXES = {5, 6, 7, 8}
 _BACKGROUND = (255, 255, 255)
 
@@ -124,17 +126,27 @@ def camera_evidence(exif: Image.Exif, stored_size: tuple[int, int]) -> int:
 
 
 def jpeg_quality(img: Image.Image) -> int | None:
-    """The quality (1-100) a JPEG was saved at, estimated from its luminance quantisation table as libjpeg scales
-    the IJG table; None for other formats."""
+    """The quality (1-100) a JPEG was saved at, estimated from its luminance quantisation table; None for other
+    formats."""
     tables = getattr(img, "quantization", None)
     if img.format != "JPEG" or not tables:
         return None
     luma = tables.get(0) if isinstance(tables, dict) else None
-    if not luma:
-        return None
-    scale = 100.0 * sum(luma) / _IJG_LUMA_SUM  # percent of the quality-50 table
+    return table_quality(luma) if luma else None
+
+
+def table_quality(luma) -> int:
+    """The libjpeg quality whose scaling of the IJG table comes closest to this luminance table (by its sum)."""
+    scale = 100.0 * sum(luma) / sum(IJG_LUMINANCE)  # percent of the quality-50 table
     quality = 100.0 - scale / 2.0 if scale <= 100.0 else 5000.0 / scale
     return max(1, min(100, round(quality)))
+
+
+def ijg_table(quality: int) -> np.ndarray:
+    """The luminance table libjpeg (and Pillow, and most encoders) writes at `quality` (jcparam.c), (8, 8)."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    base = np.array(IJG_LUMINANCE, dtype=np.int64).reshape(8, 8)
+    return np.clip((base * scale + 50) // 100, 1, 255).astype(np.float64)
 
 
 def _reason(e: BaseException) -> str:

@@ -41,9 +41,6 @@ def pixels_key(f: IndexedFile):
     return (-f.picture_pixels, -f.size, f.mtime_ns, f.path)
 
 
-default_key = pixels_key  # the fallback of the plain rules below
-
-
 def evidence_key(f: IndexedFile):
     """Among files of the same picture size: no bars or frame around the picture (those are added to a picture,
     hashing.trimmed_thumbnail), then camera EXIF, then the higher JPEG quality, then stored with an EXIF

@@ -34,13 +34,16 @@ _MAX_INDEX = 40  # quantised values beyond this are too rare to shape a histogra
 
 
 class Jpeg:
-    """What the test needs of one JPEG file: its stored size, EXIF orientation and luminance table."""
+    """What the test needs of one JPEG file: its stored size, EXIF orientation and luminance table, and (decoded
+    once, when first asked for) the DCT coefficients of its luminance. The file is read once."""
 
-    def __init__(self, path: str, size: tuple[int, int], orientation: int | None, table: np.ndarray):
+    def __init__(self, path: str, data: bytes, size: tuple[int, int], orientation: int | None, table: np.ndarray):
         self.path = path
         self.size = size
         self.orientation = orientation
         self.table = table  # (8, 8) luminance quantisation steps, natural order
+        self._data: bytes | None = data
+        self._coefficients: np.ndarray | None = None
 
     @classmethod
     def open(cls, path: str) -> Jpeg | None:
@@ -49,14 +52,24 @@ class Jpeg:
         from PIL import Image
 
         try:
-            with Image.open(path) as img:
+            with open(path, "rb") as fh:
+                data = fh.read()
+            with Image.open(io.BytesIO(data)) as img:
                 tables = getattr(img, "quantization", None)
                 if img.format != "JPEG" or not tables or len(tables.get(0, ())) != 64:
                     return None
                 orientation = img.getexif().get(0x0112)
-                return cls(path, img.size, orientation, np.array(tables[0], dtype=np.float64).reshape(8, 8))
+                return cls(path, data, img.size, orientation, np.array(tables[0], dtype=np.float64).reshape(8, 8))
         except Exception:  # unreadable now, or a broken header: no evidence either way
             return None
+
+    def coefficients(self) -> np.ndarray | None:
+        """(blocks, 8, 8) DCT coefficients of the luminance, as the encoder computed them (up to pixel rounding);
+        None where the picture cannot be decoded."""
+        if self._data is not None:
+            self._coefficients = _coefficients(self._data)
+            self._data = None  # decoded once; the bytes are not needed again
+        return self._coefficients
 
 
 def resaved_from(finer: Jpeg, coarser: Jpeg) -> bool | None:
@@ -77,7 +90,7 @@ def resaved_from(finer: Jpeg, coarser: Jpeg) -> bool | None:
     usable = [(r, c) for r, c in _FREQUENCIES if coarser.table[r, c] > finer.table[r, c]]
     if not usable:
         return None
-    coefficients = _coefficients(finer.path)
+    coefficients = finer.coefficients()
     if coefficients is None:
         return None
     sigma = _rounding_noise(coefficients, finer.table)
@@ -111,25 +124,10 @@ def resaved_from(finer: Jpeg, coarser: Jpeg) -> bool | None:
 
 def _nearby_tables(table: np.ndarray, reach: int = 6) -> list[np.ndarray]:
     """libjpeg's luminance tables at qualities within `reach` of the one `table` is closest to."""
-    import numpy as np
+    from .decode import ijg_table, table_quality
 
-    tables = [_ijg_table(q) for q in range(1, 101)]
-    closest = min(range(100), key=lambda i: float(np.abs(tables[i] - table).sum()))
-    return [tables[i] for i in range(max(0, closest - reach), min(100, closest + reach + 1))]
-
-
-_IJG_LUMINANCE = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-                  14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-                  49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
-
-
-def _ijg_table(quality: int) -> np.ndarray:
-    """The luminance table libjpeg (and Pillow, and most encoders) writes at `quality` (jcparam.c)."""
-    import numpy as np
-
-    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
-    base = np.array(_IJG_LUMINANCE, dtype=np.int64).reshape(8, 8)
-    return np.clip((base * scale + 50) // 100, 1, 255).astype(np.float64)
+    centre = table_quality(table.ravel().tolist())
+    return [ijg_table(q) for q in range(max(1, centre - reach), min(100, centre + reach) + 1)]
 
 
 _MIN_COUNTS = 200  # coefficients away from zero in a frequency, at the least, for its histogram to say anything
@@ -202,16 +200,14 @@ def _mix(expected: np.ndarray, total: float) -> np.ndarray:
     return shape * total
 
 
-def _coefficients(path: str) -> np.ndarray | None:
-    """(blocks, 8, 8) DCT coefficients of the luminance, as the encoder computed them (up to pixel rounding)."""
+def _coefficients(data: bytes) -> np.ndarray | None:
     import numpy as np
     from PIL import Image
 
     try:
-        with open(path, "rb") as fh:
-            img = Image.open(io.BytesIO(fh.read()))
-            img.draft("L", img.size)  # the decoder's own luminance, at full size: no colour conversion
-            luma = np.asarray(img.convert("L"), dtype=np.float64) - 128.0
+        img = Image.open(io.BytesIO(data))
+        img.draft("L", img.size)  # the decoder's own luminance, at full size: no colour conversion
+        luma = np.asarray(img.convert("L"), dtype=np.float64) - 128.0
     except Exception:
         return None
     h, w = (luma.shape[0] // 8) * 8, (luma.shape[1] // 8) * 8
