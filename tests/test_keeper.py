@@ -32,6 +32,15 @@ def _set_mtime(path: Path, t: float) -> None:
     os.utime(path, (t, t))
 
 
+def _kept(cli, folder: Path, **mtimes: float) -> str:
+    """Set the mtimes of `folder`'s JPEGs (`camera=t` is camera.jpg), index the folder, and return the keeper's
+    name."""
+    for stem, t in mtimes.items():
+        _set_mtime(folder / f"{stem}.jpg", t)
+    assert cli("index", str(folder)).exit_code == 0
+    return _keeper(cli, folder)
+
+
 def _keeper(cli, folder: Path) -> str:
     out = cli.json("dupes", str(folder))
     assert len(out["groups"]) == 1, out
@@ -78,10 +87,7 @@ def test_a_photo_stored_with_an_exif_orientation_is_kept_over_its_upright_export
     # a camera's portrait shot: the pixels sideways, orientation 6 turns them upright
     save(img.transpose(Image.Transpose.ROTATE_90), d / "camera.jpg", quality=90, exif=_camera_exif(6))
     save(img, d / "export.jpg", quality=90, exif=_camera_exif())  # an editor kept the EXIF but turned the pixels
-    _set_mtime(d / "camera.jpg", 1.6e9)
-    _set_mtime(d / "export.jpg", 1.5e9)
-    assert cli("index", str(d)).exit_code == 0
-    assert _keeper(cli, d) == "camera.jpg"
+    assert _kept(cli, d, camera=1.6e9, export=1.5e9) == "camera.jpg"
 
 
 def test_keep_rules_still_override_the_default(tmp_path, cli):
@@ -89,10 +95,7 @@ def test_keep_rules_still_override_the_default(tmp_path, cli):
     d = tmp_path / "photos"
     save(img, d / "original.jpg", quality=85, exif=_camera_exif())
     save(img, d / "copy.jpg", quality=92)
-    _set_mtime(d / "original.jpg", 1.5e9)
-    _set_mtime(d / "copy.jpg", 1.6e9)
-    assert cli("index", str(d)).exit_code == 0
-    assert _keeper(cli, d) == "original.jpg"
+    assert _kept(cli, d, original=1.5e9, copy=1.6e9) == "original.jpg"
     out = cli.json("dupes", str(d), "--keep", "newest")
     assert os.path.basename(out["groups"][0]["files"][0]["path"]) == "copy.jpg"
 
@@ -117,10 +120,7 @@ def test_without_exif_a_re_encode_at_a_higher_quality_yields_to_the_file_it_was_
     save(_textured(11), d / "original.jpg", quality=80)
     _resave(d / "original.jpg", d / "higher.jpg", quality=93)  # larger, better encoded, and a copy
     _resave(d / "original.jpg", d / "lower.jpg", quality=60)
-    _set_mtime(d / "original.jpg", 1.6e9)
-    _set_mtime(d / "higher.jpg", 1.5e9)  # older, too
-    assert cli("index", str(d)).exit_code == 0
-    assert _keeper(cli, d) == "original.jpg"
+    assert _kept(cli, d, original=1.6e9, higher=1.5e9) == "original.jpg"  # the copy is older, too
 
 
 def test_the_compression_history_test_tells_a_re_save_from_a_first_compression(tmp_path):
@@ -148,10 +148,7 @@ def test_an_editors_copy_that_kept_the_exif_is_not_taken_for_the_camera_file(tmp
     edited[0x0132], edited[0x0131] = "2023:02:11 18:30:00", "GIMP 2.10.34"  # an editor's export
     with Image.open(d / "camera.jpg") as im:
         im.convert("RGB").resize((800, 600)).save(d / "export.jpg", quality=95, exif=edited)  # larger, too
-    _set_mtime(d / "camera.jpg", 1.6e9)
-    _set_mtime(d / "export.jpg", 1.5e9)
-    assert cli("index", str(d)).exit_code == 0
-    assert _keeper(cli, d) == "camera.jpg"
+    assert _kept(cli, d, camera=1.6e9, export=1.5e9) == "camera.jpg"
 
 
 def test_a_copy_that_passed_the_exif_through_is_told_by_the_pixel_dimensions_it_records(tmp_path, cli):
