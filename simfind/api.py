@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
-from .errors import IndexMissing, Interrupted, SimfindError, UsageError
+from .errors import Interrupted, SimfindError, UsageError
 from .grouping import by_content, is_under, make_groups, spanning
 from .ingest import Progress, check_model, ingest, interrupted
 from .keeper import keeper_rule
@@ -98,16 +98,21 @@ def _update(idx: IndexDir, roots: list[str], found: ScanResult, model: LazyModel
 def duplicates(
     *, index_dir: str, paths: Sequence[str] = (), threshold: float | None = None, by: str = "auto",
     between: tuple[str, str] | None = None, keep: str | None = None, workers: int | None = None,
-    progress: Progress = _quiet_progress, notify: Notify = _quiet_notify,
+    move_to: str | None = None, progress: Progress = _quiet_progress, notify: Notify = _quiet_notify,
 ) -> DupesReport:
     """Groups of duplicates among indexed files (under `paths` where given; those are indexed first).
-    `keep` picks each group's keeper (keeper.keeper_rule)."""
+    `keep` picks each group's keeper (keeper.keeper_rule). `move_to`: the folder the report's duplicates are to
+    be moved to, refused (before any work) when it lies inside a folder the index covers."""
     keeper = keeper_rule(keep)
     check_choice("--by", by, BY)
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--threshold must be a similarity between 0 and 1, not {threshold}")
     scope = _existing_roots([*paths, *(between or ())])
+    if move_to is not None:
+        _check_destination(move_to, scope)  # before the index is opened, let alone written
     with IndexDir.open(index_dir, write=bool(scope), notify=notify) as idx:
+        if move_to is not None:
+            _check_destination(move_to, idx.catalog.roots())
         if scope:  # files added later are embedded with the model the index already holds
             spec = idx.catalog.get_meta("model") if idx.catalog.counts()["embedded"] else None
             found = scan(scope, on_found=lambda n: progress("scan", n, 0))
@@ -171,20 +176,14 @@ def _gone_notice(n: int) -> str:
             "and left out; `simfind index DIR` brings the index up to date")
 
 
-def check_destination(to: str, *, index_dir: str, paths: Sequence[str] = ()) -> None:
-    """`dupes --action move --to DIR` must not move files into a folder simfind indexes: they would be indexed
-    again and found as duplicates of what they duplicate, and a second move would nest them deeper."""
+def _check_destination(to: str, roots: Iterable[str]) -> None:
+    """A move destination must not lie in a folder simfind indexes: moved files would be indexed again and found
+    as duplicates of what they duplicate, and a second move would nest them deeper."""
     target = os.path.realpath(to)
-    roots = [os.path.realpath(p) for p in paths]
-    try:
-        with IndexDir.open(index_dir) as idx:
-            roots += [os.path.realpath(r) for r in idx.catalog.roots()]
-    except IndexMissing:
-        pass
     for root in roots:
-        if is_under(target, root):
-            raise UsageError(f"--to {to} is inside {root}, which this index covers: moved files would be indexed "
-                             "again and reported as duplicates; pass a folder outside it")
+        if is_under(target, os.path.realpath(root)):
+            raise UsageError(f"--to {to} is inside {os.path.realpath(root)}, which this index covers: moved files "
+                             "would be indexed again and reported as duplicates; pass a folder outside it")
 
 
 def info(index_dir: str, *, errors_limit: int | None = None) -> IndexInfo:

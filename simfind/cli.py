@@ -403,12 +403,11 @@ def dupes_cmd(
     check_action(action.value if action is not None else None, str(to) if to is not None else None)
 
     index_dir = str(index or _default_index())
-    if to is not None:
-        api.check_destination(str(to), index_dir=index_dir, paths=[str(p) for p in paths or []])
     with _progress(quiet) as progress:
         report = api.duplicates(
             index_dir=index_dir, paths=[str(p) for p in paths or []], threshold=threshold, by=by.value,
             between=(str(between[0]), str(between[1])) if between else None, keep=keep, workers=workers,
+            move_to=str(to) if to is not None else None,
             progress=progress, notify=_notify(quiet),
         )
     if action is not None:
