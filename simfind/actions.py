@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from .errors import Interrupted, SimfindError, UsageError
+from .grouping import is_under
 from .hashing import content_hash
 from .options import check_action
 from .records import ActionReport, ActionStep, Group, IndexedFile
@@ -203,7 +204,7 @@ def _remove_emptied_folders(records: Iterable[dict]) -> None:
             continue
         roots[root] = roots.get(root, False) or bool(r.get("to_root_made"))
         folder = os.path.dirname(r["to"])
-        while folder != root and folder.startswith(root.rstrip(os.sep) + os.sep):
+        while folder != root and is_under(folder, root):
             try:
                 os.rmdir(folder)  # only an empty folder: a file someone put there since keeps its folder
             except OSError:
