@@ -13,7 +13,15 @@ from .grouping import by_content, is_under, make_groups, spanning
 from .ingest import Progress, check_model, ingest, interrupted
 from .keeper import keeper_rule
 from .options import BY, check_choice
-from .pairs import DEFAULT_CLIP_THRESHOLD, DEFAULT_HASH_THRESHOLD, Similarity, clip_pairs, codes_by_content, hash_pairs
+from .pairs import (
+    DEFAULT_CLIP_THRESHOLD,
+    DEFAULT_HASH_THRESHOLD,
+    Similarity,
+    clip_pairs,
+    codes_by_content,
+    hash_pairs,
+    matches_of,
+)
 from .records import DupesReport, FileRef, IndexedFile, IndexInfo, IndexReport, Match, QueryReport
 from .scan import ScanResult, scan
 from .store import IndexDir
@@ -204,7 +212,8 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
           exclude_self: bool = False, device: str = "auto", precision: str = "auto") -> QueryReport:
     """The k indexed files most similar to an image (a path) or a text (anything that is not a file).
     CLIP when the index has embeddings (an image whose bytes are indexed uses its stored embedding, without
-    loading the model); otherwise, for an image, the perceptual hash. `exclude_self`: an indexed query image
+    loading the model); otherwise, for an image, the files `dupes` would pair with it at `threshold` (the default
+    hash threshold when none is given), by the same search and checks. `exclude_self`: an indexed query image
     finds itself first, at 1.0; this leaves its own path out (its copies stay). Files gone from disk are left out."""
     from . import rank
 
@@ -232,11 +241,13 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
                 return [(files[i], s) for i, s in found if i in files]
         else:
             q = _query_features(text_or_image)
-            indexed = catalog.indexed_files()
-            by_id = {f.id: f for f in indexed}
+            me = IndexedFile(-1, label, q.ref.size, q.ref.mtime_ns, q.content_hash, q.width, q.height, q.phash,
+                             q.thumb, q.content_pixels, q.frame or None)
+            found = matches_of(me, catalog.indexed_files(), DEFAULT_HASH_THRESHOLD if threshold is None else threshold,
+                               idx.window_codes)
 
             def ranked(n: int) -> list[tuple[IndexedFile, float]]:
-                return [(by_id[i], s) for i, s in rank.by_hash(q.thumb, q.phash, indexed, n, idx.window_codes)]
+                return found[:n]
 
         matches = _present(ranked, k + (1 if exclude_self else 0))
     if exclude_self:

@@ -56,27 +56,42 @@ ORIENT_IVF_FROM = 20_000
 
 
 def candidates(thumbs: np.ndarray, max_distance: int, *, crops: bool = True,
-               windows: np.ndarray | None = None) -> Candidates:
+               windows: np.ndarray | None = None, focus: np.ndarray | None = None) -> Candidates:
     """The closest hash match of every pair of images within `max_distance` bits, allowing for any rotation or
     mirror and (with `crops`) for one being a crop of the other, from FAISS binary range searches: per pair, the
     closest rotation/mirror and the closest crop window (an overlay can make a window that leaves it out hash
     closer than the whole picture, which still lines up better). `windows` (all_window_codes of `thumbs`) may
-    come from a cache."""
+    come from a cache. `focus` (rows): only the pairs with one of these images, searched both ways, as a query
+    asks: the same pairs the whole search finds for them."""
     thumbs = np.asarray(thumbs, dtype=np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE)
     empty = np.zeros(0, np.int64)
     columns = [(empty, empty, empty, empty)]
     if len(thumbs) >= 2:
         orient_codes = orientation_codes(thumbs)  # (n, 8, 8)
-        # orientation k of image i against the upright hash of image j
-        q, j, dist = binary_range(orient_codes[:, 0], orient_codes.reshape(-1, 8), max_distance,
-                                  ivf_from=ORIENT_IVF_FROM)
-        columns.append((q // len(DIHEDRAL), j, dist, q % len(DIHEDRAL)))
+        per = windows_per_image()
         if crops:
-            per = windows_per_image()
             windows = (all_window_codes(thumbs) if windows is None else windows).reshape(-1, 8)
-            # image j whole against every window of image i: j is a crop of i
-            j, wi, dist = binary_range(windows, orient_codes[:, 0], max_distance)
-            columns.append((wi // per, j, dist, len(DIHEDRAL) + wi % per))
+        if focus is None:
+            # orientation k of image i against the upright hash of image j
+            q, j, dist = binary_range(orient_codes[:, 0], orient_codes.reshape(-1, 8), max_distance,
+                                      ivf_from=ORIENT_IVF_FROM)
+            columns.append((q // len(DIHEDRAL), j, dist, q % len(DIHEDRAL)))
+            if crops:
+                # image j whole against every window of image i: j is a crop of i
+                j, wi, dist = binary_range(windows, orient_codes[:, 0], max_distance)
+                columns.append((wi // per, j, dist, len(DIHEDRAL) + wi % per))
+        else:
+            focus = np.asarray(focus, dtype=np.int64)
+            q, j, dist = binary_range(orient_codes[:, 0], orient_codes[focus].reshape(-1, 8), max_distance)
+            columns.append((focus[q // len(DIHEDRAL)], j, dist, q % len(DIHEDRAL)))
+            q, f, dist = binary_range(orient_codes[focus, 0], orient_codes.reshape(-1, 8), max_distance)
+            columns.append((q // len(DIHEDRAL), focus[f], dist, q % len(DIHEDRAL)))
+            if crops:
+                own = windows.reshape(len(thumbs), per, 8)[focus].reshape(-1, 8)
+                j, wi, dist = binary_range(own, orient_codes[:, 0], max_distance)
+                columns.append((focus[wi // per], j, dist, len(DIHEDRAL) + wi % per))
+                f, wi, dist = binary_range(windows, orient_codes[focus, 0], max_distance)
+                columns.append((wi // per, focus[f], dist, len(DIHEDRAL) + wi % per))
     parts = []
     for src, dst, dist, transform in columns:
         keep = src != dst
@@ -89,12 +104,12 @@ def candidates(thumbs: np.ndarray, max_distance: int, *, crops: bool = True,
     return Candidates(*(np.concatenate(col).astype(np.int64) for col in zip(*parts)))
 
 
-def frame_candidates(thumbs: np.ndarray, framed: np.ndarray, frames: np.ndarray, max_distance: int
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def frame_candidates(thumbs: np.ndarray, framed: np.ndarray, frames: np.ndarray, max_distance: int, *,
+                     focus: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Candidates that may line up only as whole frames: trimmed image `framed[k]` (whole frame `frames[k]`)
     against every image's whole frame (its thumbnail where nothing was trimmed), by upright pHash within
     `max_distance`. Returns (k, i, j, hamming, whole): row k of `framed`, image i = framed[k], image j, and the
-    whole-frame thumbnails of every image."""
+    whole-frame thumbnails of every image. `focus` (rows): only pairs with one of these images."""
     thumbs = np.asarray(thumbs, dtype=np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE)
     framed = np.asarray(framed, dtype=np.int64)
     empty = np.zeros(0, np.int64)
@@ -106,4 +121,6 @@ def frame_candidates(thumbs: np.ndarray, framed: np.ndarray, frames: np.ndarray,
     q, j, dist = binary_range(codes, codes[framed], max_distance, ivf_from=ORIENT_IVF_FROM)
     i = framed[q]
     keep = i != j
+    if focus is not None:
+        keep &= np.isin(i, focus) | np.isin(j, focus)
     return q[keep], i[keep], j[keep], dist[keep], whole

@@ -30,6 +30,10 @@ def _edges(pairs: Iterable[tuple[int, int, float]]) -> dict[tuple[int, int], flo
     return edges
 
 
+def edges_as_pairs(edges: dict[tuple[int, int], float]) -> list[tuple[int, int, float]]:
+    return [(i, j, s) for (i, j), s in edges.items()]
+
+
 def star_groups(n: int, pairs: Iterable[tuple[int, int, float]]) -> list[list[int]]:
     """Nodes 0..n-1 and (i, j, similarity) pairs -> groups of two or more nodes, each a centre and its matches."""
     adj: dict[int, dict[int, float]] = defaultdict(dict)
@@ -76,11 +80,22 @@ def make_groups(nodes: Sequence[list[IndexedFile]], pairs: Iterable[tuple[int, i
                 similarity: Callable[[IndexedFile, IndexedFile], float]) -> list[Group]:
     """Star groups of `nodes` joined by `pairs` (node numbers), plus every node of two or more byte copies on
     its own. Each group's keeper (`keeper` of its files, keeper.py) comes first; the others follow by their
-    `similarity` to it. Groups are ordered by the bytes they waste, most first."""
-    clusters = star_groups(len(nodes), pairs)
+    similarity to it: the pair's own where the two were paired, else `similarity`. Groups are ordered by the
+    bytes they waste, most first."""
+    edges = _edges(pairs)
+    clusters = star_groups(len(nodes), edges_as_pairs(edges))
     in_cluster = {i for c in clusters for i in c}
     clusters += [[i] for i, n in enumerate(nodes) if len(n) > 1 and i not in in_cluster]
-    groups = [_group([f for i in c for f in nodes[i]], keeper, similarity) for c in clusters]
+    node_of = {id(f): i for i, n in enumerate(nodes) for f in n}
+
+    def paired(a: IndexedFile, b: IndexedFile) -> float:
+        i, j = node_of[id(a)], node_of[id(b)]
+        if i == j:
+            return 1.0
+        found = edges.get((i, j) if i < j else (j, i))
+        return similarity(a, b) if found is None else found
+
+    groups = [_group([f for i in c for f in nodes[i]], keeper, paired) for c in clusters]
     groups.sort(key=lambda g: (-g.wasted_bytes, g.keep.path))
     return groups
 

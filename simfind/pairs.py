@@ -42,9 +42,11 @@ def codes_by_content(files: Sequence[IndexedFile], lookup: WindowLookup | None =
     return {f.content_hash: c for f, c in zip(files, codes)}
 
 
-def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, np.ndarray]) -> list[Pair]:
+def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, np.ndarray],
+               focus: Sequence[int] | None = None) -> list[Pair]:
     """Verified perceptual pairs at or above `threshold`: any rotation or mirror, crops, tilts, whole frames;
-    upright pHash alone for rows without a thumbnail. `win`: codes_by_content() of `files`."""
+    upright pHash alone for rows without a thumbnail. `win`: codes_by_content() of `files`. `focus` (positions
+    in `files`): only the pairs with one of these, the same that the whole search finds for them (a query)."""
     import numpy as np
 
     from .knn import binary_range
@@ -54,21 +56,43 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, 
     with_thumb = [k for k, f in enumerate(files) if f.thumb]
     thumbs = np.frombuffer(b"".join(files[k].thumb for k in with_thumb), dtype=np.uint8)
     codes = np.stack([win[files[k].content_hash] for k in with_thumb]) if with_thumb else None
-    found = near_pairs(thumbs, max_dist, windows=codes)
+    rows = None if focus is None else np.flatnonzero(np.isin(with_thumb, list(focus)))
+    found = near_pairs(thumbs, max_dist, windows=codes, focus=rows) if rows is None or len(rows) else []
     framed = [r for r, k in enumerate(with_thumb) if files[k].frame]
-    if framed:
+    if framed and (rows is None or len(rows)):
         from .hashing import unpack_frames
 
         fulls, boxes = unpack_frames([files[with_thumb[r]].frame for r in framed])
-        found += frame_pairs(thumbs, np.array(framed), fulls, boxes, max_dist)
+        found += frame_pairs(thumbs, np.array(framed), fulls, boxes, max_dist, focus=rows)
     pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d)) for i, j, d in found]
     old = [k for k, f in enumerate(files) if not f.thumb]
     if old:
         codes = np.frombuffer(b"".join(f.phash for f in files), dtype=np.uint8).reshape(len(files), -1)
         q, ids, dist = binary_range(codes, codes[old], max_dist)
         pairs += [(old[a], b, similarity_of_distance(d)) for a, b, d in zip(q.tolist(), ids.tolist(), dist.tolist())
-                  if old[a] != b]
+                  if old[a] != b and (focus is None or old[a] in focus or b in focus)]
     return pairs
+
+
+def matches_of(query: IndexedFile, files: Sequence[IndexedFile], threshold: float,
+               lookup: WindowLookup | None = None) -> list[tuple[IndexedFile, float]]:
+    """The files that hash_pairs pairs with `query` at `threshold` (its byte copies at 1.0), most similar first:
+    byte copies first, then the search `dupes` makes, asked for one picture, so that a query and a report agree on every pair. `lookup`:
+    the index's window cache for `files` (the query's own codes are computed)."""
+    same = [f for f in files if f.content_hash == query.content_hash]
+    reps: dict[bytes, IndexedFile] = {}
+    for f in files:  # one file per content, as dupes searches them
+        if f.content_hash != query.content_hash:
+            reps.setdefault(f.content_hash, f)
+    others = list(reps.values())
+    win = codes_by_content(others, lookup)
+    win.update(codes_by_content([query]))
+    best: dict[bytes, float] = {}
+    for i, j, sim in hash_pairs([*others, query], threshold, win, focus=[len(others)]):
+        content = others[i if j == len(others) else j].content_hash
+        best[content] = max(sim, best.get(content, 0.0))
+    found = [(f, best[f.content_hash]) for f in files if f.content_hash in best]
+    return [(f, 1.0) for f in sorted(same, key=lambda f: f.path)] + sorted(found, key=lambda t: (-t[1], t[0].path))
 
 
 def clip_pairs(files: Sequence[IndexedFile], vectors: dict[int, np.ndarray], threshold: float) -> list[Pair]:

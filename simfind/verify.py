@@ -100,24 +100,33 @@ def aligned(thumbs: np.ndarray, src: np.ndarray, dst: np.ndarray, transform: np.
 
 
 def near_pairs(thumbs: np.ndarray, max_distance: int, *, crops: bool = True, verify: float = VERIFY_AGREEMENT,
-               windows: np.ndarray | None = None, local_bits: int = LOCAL_EDIT_BITS) -> list[tuple[int, int, int]]:
-    """Verified pairs (i, j, hamming), i < j: candidates() within `max_distance` that pass the thumbnail check,
-    and local edits: candidates up to `local_bits` further whose thumbnails agree almost exactly outside one
-    region (local_agreement)."""
-    cands = candidates(thumbs, max_distance + local_bits, crops=crops, windows=windows)
+               windows: np.ndarray | None = None, local_bits: int = LOCAL_EDIT_BITS,
+               focus: np.ndarray | None = None) -> list[tuple[int, int, int]]:
+    """Verified pairs (i, j, distance), i < j: candidates() within `max_distance` that pass the thumbnail check,
+    at their hamming distance, and local edits: candidates up to `local_bits` further whose thumbnails agree
+    almost exactly outside one region (local_agreement), at their distance less `local_bits` (the edit is
+    credited: what it left unchanged is what they are compared on). The distance of a pair is the same whatever
+    `max_distance` it is searched within. `focus`: only the pairs with one of these rows (a query)."""
+    cands = candidates(thumbs, max_distance + local_bits, crops=crops, windows=windows, focus=focus)
     src, dst, dist, transform = cands.src, cands.dst, cands.distance, cands.transform
     ok = np.zeros(len(cands), bool)
+    credited = dist.copy()
     for start in range(0, len(cands), _VERIFY_CHUNK):
         part = slice(start, start + _VERIFY_CHUNK)
         seen_as, other = aligned(thumbs, src[part], dst[part], transform[part])
         plain = agreement(seen_as, other)
         tilt = transform[part] >= len(DIHEDRAL) + crop_windows()
-        good = (dist[part] <= max_distance) & (plain >= np.where(tilt, max(verify, TILT_AGREEMENT), verify))
-        rest = np.flatnonzero(~good & (plain >= _LOCAL_PREFILTER))
+        good = plain >= np.where(tilt, max(verify, TILT_AGREEMENT), verify)
+        # every candidate that may be a local edit is checked as one, whether or not the plain check passed, so
+        # that its credited distance does not depend on the distance searched within
+        rest = np.flatnonzero(plain >= _LOCAL_PREFILTER)
         if len(rest):
-            good[rest] = local_agreement(seen_as[rest], other[rest]) >= LOCAL_EDIT_AGREEMENT
+            local = rest[local_agreement(seen_as[rest], other[rest]) >= LOCAL_EDIT_AGREEMENT]
+            good[local] = True
+            credited[start + local] = np.maximum(dist[start + local] - local_bits, 0)
         ok[part] = good
-    return _verified(src, dst, dist, ok)
+    ok &= credited <= max_distance
+    return _verified(src, dst, credited, ok)
 
 
 def _verified(src: np.ndarray, dst: np.ndarray, dist: np.ndarray, ok: np.ndarray) -> list[tuple[int, int, int]]:
@@ -131,15 +140,16 @@ def _verified(src: np.ndarray, dst: np.ndarray, dist: np.ndarray, ok: np.ndarray
 
 
 def frame_pairs(thumbs: np.ndarray, framed: np.ndarray, frames: np.ndarray, boxes: np.ndarray, max_distance: int, *,
-                local_bits: int = LOCAL_EDIT_BITS) -> list[tuple[int, int, int]]:
+                local_bits: int = LOCAL_EDIT_BITS, focus: np.ndarray | None = None) -> list[tuple[int, int, int]]:
     """Pairs (i, j, hamming), i < j, that line up only as whole frames: image `framed[k]` was trimmed to
     `boxes[k]` (its whole frame is `frames[k]`) and the other was not trimmed the same way, because a caption or
     logo on its bar or margin kept the bar. Candidates come from the pHash of whole frames (upright), up to
     `local_bits` past `max_distance`; each is verified on the trimmed image's thumbnail against the other's
     whole frame seen through the same box (two different pictures with the same bars share a frame hash, not
-    their content), and must agree there to FRAME_AGREEMENT outside one region."""
+    their content), and must agree there to FRAME_AGREEMENT outside one region; their distance is credited
+    `local_bits`, as near_pairs credits local edits. `focus`: only the pairs with one of these rows."""
     thumbs = np.asarray(thumbs, dtype=np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE)
-    q, i, j, dist, whole = frame_candidates(thumbs, framed, frames, max_distance + local_bits)
+    q, i, j, dist, whole = frame_candidates(thumbs, framed, frames, max_distance + local_bits, focus=focus)
     ok = np.zeros(len(q), bool)
     for start in range(0, len(q), _VERIFY_CHUNK):
         part = slice(start, start + _VERIFY_CHUNK)
@@ -152,7 +162,7 @@ def frame_pairs(thumbs: np.ndarray, framed: np.ndarray, frames: np.ndarray, boxe
         rest = np.flatnonzero(good)
         good[rest] = local_agreement(mine[rest], seen[rest]) >= FRAME_AGREEMENT
         ok[part] = good
-    return _verified(i, j, dist, ok)
+    return _verified(i, j, np.maximum(dist - local_bits, 0), ok)
 
 
 def frame_distance(thumb_a: bytes, frame_a: bytes | None, thumb_b: bytes, frame_b: bytes | None) -> int:

@@ -44,14 +44,22 @@ def test_byte_copies_are_one_node_and_a_group_even_without_pairs():
     assert _paths(groups) == [["/p/a1.jpg", "/p/a2.jpg"]]
 
 
-def test_the_keeper_comes_first_and_the_others_follow_by_similarity():
+def test_the_keeper_comes_first_and_the_others_follow_by_their_pairs_similarity():
     big = _f(1, "/p/big.jpg", w=400, h=300)
     small, mid = _f(2, "/p/small.jpg", w=100, h=75), _f(3, "/p/mid.jpg", w=200, h=150)
-    sims = {"/p/small.jpg": 0.91, "/p/mid.jpg": 0.97}
-    groups = make_groups([[small], [big], [mid]], [(0, 1, 0.9), (1, 2, 0.9)], keeper=keeper_rule("pixels"),
-                         similarity=lambda keep, f: sims[f.path])
+    groups = make_groups([[small], [big], [mid]], [(0, 1, 0.91), (1, 2, 0.97)], keeper=keeper_rule("pixels"),
+                         similarity=lambda keep, f: 0.5)
     assert _paths(groups) == [["/p/big.jpg", "/p/mid.jpg", "/p/small.jpg"]]
-    assert [m.similarity for m in groups[0].members] == [1.0, 0.97, 0.91]
+    assert [m.similarity for m in groups[0].members] == [1.0, 0.97, 0.91]  # the pair's own, as a query shows it
+
+
+def test_a_member_not_paired_with_the_keeper_shows_the_similarity_measured_to_it():
+    centre = _f(1, "/p/centre.jpg", w=100, h=75)
+    big, other = _f(2, "/p/big.jpg", w=400, h=300), _f(3, "/p/other.jpg", w=50, h=40)
+    groups = make_groups([[centre], [big], [other]], [(0, 1, 0.95), (0, 2, 0.92), (0, 0, 1.0)],
+                         keeper=keeper_rule("pixels"), similarity=lambda keep, f: 0.5)
+    assert [(m.file.path, m.similarity) for m in groups[0].members] == [
+        ("/p/big.jpg", 1.0), ("/p/centre.jpg", 0.95), ("/p/other.jpg", 0.5)]
 
 
 def test_groups_that_waste_the_most_bytes_come_first():

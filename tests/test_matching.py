@@ -309,17 +309,3 @@ def test_frame_candidates_that_all_fail_the_check_give_no_pairs():
     thumbs = np.stack([inside, frame])
     boxes = np.array([[0.25, 0.75, 0.25, 0.75]], np.float32)
     assert frame_pairs(thumbs, np.array([0]), frame[None], boxes, max_distance=6) == []
-
-
-def test_query_ranks_a_better_agreeing_image_first_among_equal_hashes():
-    """pHash distances are even and often tie; among images at the same distance the one whose pixels agree
-    with the query comes first, not the one that happens to come first in the index."""
-    from simfind.rank import rank
-
-    query = thumbnail(picture(50)).astype(np.int16)
-    checker = (np.indices((32, 32)).sum(axis=0) % 2) * 60 - 30  # high frequencies only: pHash cannot see them
-    lookalike = np.clip(query + checker, 0, 255).astype(np.uint8)
-    same = query.astype(np.uint8)
-    codes = orientation_codes(np.stack([lookalike, same]))[:, 0]
-    assert np.unpackbits(codes[0] ^ codes[1]).sum() == 0  # the two tie on the hash
-    assert [row for row, _d in rank(same, np.stack([lookalike, same]), k=2)] == [1, 0]
