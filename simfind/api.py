@@ -95,7 +95,11 @@ def _update(idx: IndexDir, roots: list[str], found: ScanResult, model: LazyModel
     try:
         if catalog.counts()["embedded"] and (todo.added or todo.updated or todo.removals or embedded):
             idx.vectors()  # built now, so that the next query does not pay for it
-    except KeyboardInterrupt:  # every file is in: the vector index is built again when a query needs it
+        if todo.added or todo.updated or todo.removals or todo.renames:  # window hashes too, on every core
+            from .pipeline import window_codes
+
+            idx.refresh_windows(partial(window_codes, runner=runner, workers=workers))
+    except KeyboardInterrupt:  # every file is in: the derived files are built again when a search needs them
         raise Interrupted(interrupted(len(todo.todo), len(todo.todo))) from None
     failures = (*found.failures, *failed)
     return IndexReport(scanned=len(found.files), unchanged=todo.unchanged, added=todo.added, updated=todo.updated,

@@ -184,6 +184,26 @@ def make_runner(workers: int | None, overlap: bool = False, work_bytes: int | No
     return JoblibRunner(n)
 
 
+WINDOW_CHUNK = 2048  # thumbnails per task of window hashes: about 1 s of work
+
+
+def window_codes(thumbs, runner: Runner | None = None, workers: int | None = None):
+    """windows.all_window_codes of many thumbnails across worker processes (`runner`, or a pool of `workers`);
+    in this process when they fit in one task."""
+    import numpy as np
+
+    from .windows import all_window_codes, numbered_window_codes
+
+    if len(thumbs) <= WINDOW_CHUNK:
+        return all_window_codes(thumbs)
+    runner = runner or make_runner(workers)
+    parts: dict[int, np.ndarray] = {}
+    tasks = [(k, thumbs[s : s + WINDOW_CHUNK]) for k, s in enumerate(range(0, len(thumbs), WINDOW_CHUNK))]
+    for k, codes in runner.map(numbered_window_codes, tasks):
+        parts[k] = codes
+    return np.concatenate([parts[k] for k in range(len(tasks))])
+
+
 def chunks(refs: Sequence[FileRef], size: int = CHUNK_SIZE) -> Iterator[list[FileRef]]:
     for i in range(0, len(refs), size):
         yield list(refs[i : i + size])

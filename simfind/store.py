@@ -131,16 +131,8 @@ class IndexDir:
         """The newest older revision's CLIP index, if one is on disk (its IVF centroids can be reused)."""
         from .knn import read_index
 
-        older = []
-        for name in os.listdir(self.path):
-            if name.startswith(VECTOR_PREFIX) and name.endswith(VECTOR_SUFFIX):
-                try:
-                    older.append((int(name[len(VECTOR_PREFIX) : -len(VECTOR_SUFFIX)]), name))
-                except ValueError:
-                    continue
-        for _rev, name in sorted(older, reverse=True):
-            if os.path.join(self.path, name) != current:
-                return read_index(os.path.join(self.path, name))
+        for path in self._older(VECTOR_PREFIX, VECTOR_SUFFIX, current)[:1]:
+            return read_index(path)
         return None
 
     # -- crop-window codes -------------------------------------------------------------------------------------
@@ -157,7 +149,14 @@ class IndexDir:
             return None
         return codes[np.fromiter((row[int(i)] for i in ids), dtype=np.int64, count=len(ids))]
 
-    def _all_window_codes(self) -> tuple[np.ndarray, np.ndarray]:
+    def refresh_windows(self, compute: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        """Write this revision's window-code cache now (`index` does, so that `dupes` only searches): codes of
+        contents the previous revision's cache holds are taken from it, the rest computed by `compute`
+        (thumbnails -> codes, e.g. across worker processes; windows.all_window_codes by default)."""
+        self._all_window_codes(compute)
+
+    def _all_window_codes(self, compute: Callable[[np.ndarray], np.ndarray] | None = None
+                          ) -> tuple[np.ndarray, np.ndarray]:
         import numpy as np
 
         from .windows import all_window_codes, windows_per_image
@@ -166,19 +165,37 @@ class IndexDir:
         if self._windows is not None and self._windows[0] == rev:
             return self._windows[1], self._windows[2]
         path = self._derived(WINDOWS_PREFIX, WINDOWS_SUFFIX)
-        loaded = None
-        try:
-            with np.load(path) as data:
-                if data["codes"].shape[1:2] == (windows_per_image(),):  # else written by a simfind with other windows
-                    loaded = data["ids"], data["codes"]
-        except (OSError, ValueError, KeyError):
-            pass
+        loaded = _read_windows(path)
         if loaded is None:
-            ids, thumbs = self.catalog.thumbs()
-            loaded = ids, all_window_codes(thumbs)
-            self._save(path, WINDOWS_PREFIX, lambda tmp: _savez(tmp, ids=loaded[0], codes=loaded[1]))
-        self._windows = (rev, *loaded)
-        return loaded
+            ids, contents, thumbs = self.catalog.thumbs()
+            codes = np.zeros((len(ids), windows_per_image(), 8), np.uint8)
+            todo = np.ones(len(ids), bool)
+            for older in self._older(WINDOWS_PREFIX, WINDOWS_SUFFIX, path)[:1]:  # unchanged contents: reused
+                previous = _read_windows(older)
+                if previous is not None and len(previous) == 3:
+                    row = {c: r for r, c in enumerate(previous[2].tolist())}
+                    hits = [(r, row[c]) for r, c in enumerate(contents.tolist()) if c in row]
+                    if hits:
+                        mine, theirs = (np.array(x, np.int64) for x in zip(*hits))
+                        codes[mine] = previous[1][theirs]
+                        todo[mine] = False
+            if todo.any():
+                codes[todo] = (compute or all_window_codes)(thumbs[todo])
+            loaded = ids, codes
+            self._save(path, WINDOWS_PREFIX, lambda tmp: _savez(tmp, ids=ids, codes=codes, contents=contents))
+        self._windows = (rev, loaded[0], loaded[1])
+        return loaded[0], loaded[1]
+
+    def _older(self, prefix: str, suffix: str, current: str) -> list[str]:
+        """Derived files of older revisions (`prefix`REV`suffix`), newest first."""
+        older = []
+        for name in os.listdir(self.path):
+            if name.startswith(prefix) and name.endswith(suffix) and os.path.join(self.path, name) != current:
+                try:
+                    older.append((int(name[len(prefix) : -len(suffix)]), os.path.join(self.path, name)))
+                except ValueError:
+                    continue
+        return [p for _rev, p in sorted(older, reverse=True)]
 
     # -- derived files -----------------------------------------------------------------------------------------
 
@@ -197,6 +214,22 @@ class IndexDir:
                     os.unlink(os.path.join(self.path, name))
                 except OSError:
                     pass
+
+
+def _read_windows(path: str) -> tuple | None:
+    """(ids, codes) or (ids, codes, contents) from a window-code cache file; None where it is missing, unreadable
+    or written by a simfind with other windows."""
+    import numpy as np
+
+    from .windows import windows_per_image
+
+    try:
+        with np.load(path) as data:
+            if data["codes"].shape[1:2] != (windows_per_image(),):
+                return None
+            return (data["ids"], data["codes"], data["contents"]) if "contents" in data else (data["ids"], data["codes"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _savez(path: str, **arrays) -> None:

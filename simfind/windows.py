@@ -209,6 +209,13 @@ def all_window_codes(thumbs: np.ndarray) -> np.ndarray:
     return np.concatenate([window_codes(thumbs[s : s + _WINDOW_CHUNK]) for s in range(0, len(thumbs), _WINDOW_CHUNK)])
 
 
+def numbered_window_codes(item: tuple[int, np.ndarray]) -> tuple[int, np.ndarray]:
+    """(k, thumbnails) -> (k, all_window_codes(thumbnails)): a chunk for a runner, which returns chunks as they
+    finish."""
+    k, thumbs = item
+    return k, all_window_codes(thumbs)
+
+
 def upright_codes(thumbs: np.ndarray) -> np.ndarray:
     """(n, 32, 32) -> (n, 8) uint8: each thumbnail's own pHash (orientation_codes without the other seven)."""
     d = _dct_rows()

@@ -212,6 +212,26 @@ def test_crop_window_hashes_are_cached_per_catalog_revision(tmp_path, cli):
     assert len(again) == 1 and again != caches  # rebuilt for the new revision, the old one removed
 
 
+def test_index_writes_the_window_cache_and_an_update_reuses_only_unchanged_pictures(tmp_path, cli):
+    from simfind.store import IndexDir
+    from simfind.windows import all_window_codes
+
+    photos = tmp_path / "photos"
+    for seed in range(5):
+        save(picture(60 + seed), photos / f"p{seed}.jpg", quality=90)
+    cli("index", photos, "--quiet", "--no-clip")
+    assert len(list(cli.index_dir.glob("windows-*.npz"))) == 1  # written by index: dupes only searches
+    save(picture(70).transpose(Image.ROTATE_90), photos / "p2.jpg", quality=90)  # same path, other picture
+    save(picture(71), photos / "new.jpg", quality=90)
+    cli("index", photos, "--quiet", "--no-clip")
+    (cache,) = cli.index_dir.glob("windows-*.npz")
+    with np.load(cache) as data:
+        ids, codes = data["ids"], data["codes"]
+    with IndexDir.open(str(cli.index_dir)) as idx:
+        fresh_ids, _contents, thumbs = idx.catalog.thumbs()
+    assert (ids == fresh_ids).all() and (codes == all_window_codes(thumbs)).all()
+
+
 def _caption_and_logo(im: Image.Image) -> Image.Image:
     out = im.copy()
     draw = ImageDraw.Draw(out, "RGBA")
