@@ -22,6 +22,7 @@ bench:
 	$(BIN)/python -m compileall -q simfind
 	$(BIN)/python bench/bench_index.py
 	$(BIN)/python bench/bench_quality.py --size full --out bench/results/quality.md
+	$(BIN)/python bench/bench_scale.py
 	$(BIN)/python bench/bench_tilt.py
 	$(BIN)/python bench/bench_report.py
 	$(BIN)/python bench/bench_keeper.py --min 0.97
