@@ -235,7 +235,9 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
             raise UsageError(f"{text_or_image!r} is not a file, and a text query needs CLIP embeddings, "
                              "which this index does not have")
         if not counts["files"]:
-            return QueryReport(label, "clip" if spec else "hash", ())
+            return QueryReport(label, "clip" if spec else "hash", (), threshold, 0)
+        if not spec and threshold is None:
+            threshold = DEFAULT_HASH_THRESHOLD  # a hash query lists what dupes would pair with it
         if spec:
             vector = _query_vector(idx, text_or_image, is_image, spec, device, precision)
 
@@ -247,8 +249,7 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
             q = _query_features(text_or_image)
             me = IndexedFile(-1, label, q.ref.size, q.ref.mtime_ns, q.content_hash, q.width, q.height, q.phash,
                              q.thumb, q.content_pixels, q.frame or None)
-            found = matches_of(me, catalog.indexed_files(), DEFAULT_HASH_THRESHOLD if threshold is None else threshold,
-                               idx.window_codes)
+            found = matches_of(me, catalog.indexed_files(), threshold, idx.window_codes)
 
             def ranked(n: int) -> list[tuple[IndexedFile, float]]:
                 return found[:n]
@@ -258,7 +259,8 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
         own = os.path.realpath(label)
         matches = [(f, s) for f, s in matches if os.path.realpath(f.path) != own]
     matches = [(f, s) for f, s in matches[:k] if threshold is None or s >= threshold - 1e-9]
-    return QueryReport(label, "clip" if spec else "hash", tuple(Match(r, f, s) for r, (f, s) in enumerate(matches, 1)))
+    return QueryReport(label, "clip" if spec else "hash", tuple(Match(r, f, s) for r, (f, s) in enumerate(matches, 1)),
+                       threshold, counts["files"])
 
 
 def _looks_like_a_path(text: str) -> bool:

@@ -150,6 +150,8 @@ class QueryReport:
     query: str  # an absolute image path, or the text
     by: str  # "clip" or "hash"
     results: tuple[Match, ...]
+    threshold: float | None = None  # what every result meets: --threshold, or a hash query's default
+    files: int | None = None  # indexed files searched
 
 
 @dataclass(frozen=True)

@@ -243,12 +243,24 @@ def query_csv(report: QueryReport) -> str:
     return out.getvalue()
 
 
+def _no_results(report: QueryReport) -> str:
+    """The one line an empty query answer prints: what was searched, and what a result would have had to meet."""
+    head = f"most similar to {report.query!r} (by {report.by})"
+    if report.files == 0:
+        return f"{head}: no results, the index holds no files"
+    if report.threshold is None:
+        return f"{head}: no results"
+    among = f"among {counted(report.files, 'indexed file')}" if report.files else "among the indexed files"
+    what = "a copy of" if report.by == "hash" else "a match for"
+    return f"nothing {among} is {what} {report.query!r} at similarity {report.threshold:g} or above (by {report.by})"
+
+
 def query_table(report: QueryReport, console: Console) -> None:
     from rich.table import Table
     from rich.text import Text
 
     if not report.results:  # a title alone: an empty table would wrap it to the width of its headers
-        console.print(Text(f"most similar to {report.query!r} (by {report.by}): no results"))
+        console.print(Text(_no_results(report)))
         return
     table = Table(title=Text(f"most similar to {report.query!r} (by {report.by})"), title_justify="left",
                   show_edge=False)

@@ -295,7 +295,8 @@ def test_an_empty_query_result_is_one_line_naming_the_query(tmp_path, cli):
     cli("index", tmp_path / "set", "--no-clip", "--quiet")
     result = cli("query", tmp_path / "q.jpg", "-t", "0.99")
     assert result.exit_code == 0
-    assert result.stdout.strip().splitlines() == [f"most similar to '{tmp_path / 'q.jpg'}' (by hash): no results"]
+    assert result.stdout.strip().splitlines() == [
+        f"nothing among 1 indexed file is a copy of '{tmp_path / 'q.jpg'}' at similarity 0.99 or above (by hash)"]
 
 
 def test_a_mistyped_image_path_is_no_such_file_not_a_text_query(small_set, cli):
