@@ -494,8 +494,9 @@ def query_cmd(
     k: Annotated[int, typer.Option("-k", min=1, help="How many results.")] = 10,
     threshold: Annotated[
         Optional[float],
-        typer.Option("--threshold", "-t", min=0.0, max=1.0, help="Keep only results at or above this similarity.",
-                     show_default=False),
+        typer.Option("--threshold", "-t", min=0.0, max=1.0, show_default=False,
+                     help="Keep only results at or above this similarity. Without CLIP embeddings: the "
+                          "threshold copies are found at, as in dupes (default 0.9)."),
     ] = None,
     fail_on_miss: Annotated[
         bool, typer.Option("--fail-on-miss", help="Exit 1 when no result meets --threshold (is this a known image?). "
@@ -513,7 +514,8 @@ def query_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """The indexed images most similar to an image or a text. By CLIP when the index has embeddings;
-    an image query without them ranks by perceptual hash."""
+    without them, an image query lists the indexed files `dupes` would group with it at the threshold (the same
+    search and checks, the same similarity)."""
     from . import api
     from .render import query_csv, query_html, query_json, query_table
 
