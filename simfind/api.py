@@ -224,6 +224,8 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
     if k < 1:
         raise UsageError(f"-k must be at least 1, not {k}")
     is_image = os.path.isfile(text_or_image)
+    if os.path.isdir(text_or_image):
+        raise UsageError(f"{text_or_image} is a folder: query takes one image file (or a text, with CLIP)")
     if not is_image and _looks_like_a_path(text_or_image):
         raise UsageError(f"no such image file: {text_or_image}")
     label = os.path.abspath(text_or_image) if is_image else text_or_image
@@ -232,8 +234,9 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
         counts = catalog.counts()
         spec = catalog.get_meta("model") if counts["embedded"] else None
         if not spec and not is_image:  # one answer, whether or not the index holds any files
-            raise UsageError(f"{text_or_image!r} is not a file, and a text query needs CLIP embeddings, "
-                             "which this index does not have")
+            raise UsageError(f"{text_or_image!r} is not a file, and a text query needs CLIP embeddings, which this "
+                             "index does not have: index the folders again without --no-clip (the model's weights "
+                             "must be available) to search by text")
         if not counts["files"]:
             return QueryReport(label, "clip" if spec else "hash", (), threshold, 0)
         if not spec and threshold is None:

@@ -243,16 +243,22 @@ def query_csv(report: QueryReport) -> str:
     return out.getvalue()
 
 
+def _query_label(report: QueryReport) -> str:
+    """The query as the rows show paths (relative below the working folder), quoted; a text as it was typed."""
+    q = report.query
+    return repr(display_path(q) if os.path.isabs(q) and os.path.isfile(q) else q)
+
+
 def _no_results(report: QueryReport) -> str:
     """The one line an empty query answer prints: what was searched, and what a result would have had to meet."""
-    head = f"most similar to {report.query!r} (by {report.by})"
+    head = f"most similar to {_query_label(report)} (by {report.by})"
     if report.files == 0:
         return f"{head}: no results, the index holds no files"
     if report.threshold is None:
         return f"{head}: no results"
     among = f"among {counted(report.files, 'indexed file')}" if report.files else "among the indexed files"
     what = "a copy of" if report.by == "hash" else "a match for"
-    return f"nothing {among} is {what} {report.query!r} at similarity {report.threshold:g} or above (by {report.by})"
+    return f"nothing {among} is {what} {_query_label(report)} at similarity {report.threshold:g} or above (by {report.by})"
 
 
 def query_table(report: QueryReport, console: Console) -> None:
@@ -262,8 +268,9 @@ def query_table(report: QueryReport, console: Console) -> None:
     if not report.results:  # a title alone: an empty table would wrap it to the width of its headers
         console.print(Text(_no_results(report)))
         return
-    table = Table(title=Text(f"most similar to {report.query!r} (by {report.by})"), title_justify="left",
-                  show_edge=False)
+    # the title on a line of its own: as a table title it wraps to the table's width, mid-phrase
+    console.print(Text(f"most similar to {_query_label(report)} (by {report.by})"), soft_wrap=True)
+    table = Table(show_edge=False)
     table.add_column("rank", justify="right")
     table.add_column("similarity", justify="right")
     table.add_column("size", justify="right")

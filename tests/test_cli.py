@@ -304,4 +304,7 @@ def test_a_mistyped_image_path_is_no_such_file_not_a_text_query(small_set, cli):
     for missing in (small_set / "one" / "nope.jpg", "holiday.JPG", small_set / "one" / "nope"):
         result = cli("query", missing)
         assert result.exit_code == 2 and "no such image file" in result.stderr, (missing, result.stderr)
-    assert "needs CLIP" in cli("query", "a red car on a bridge").stderr
+    text = cli("query", "a red car on a bridge")
+    assert "needs CLIP" in text.stderr and "without --no-clip" in text.stderr  # names the fix
+    folder = cli("query", small_set / "one")
+    assert folder.exit_code == 2 and "is a folder" in folder.stderr and "no such" not in folder.stderr
