@@ -10,8 +10,9 @@ once under --cache and reused.
 
 For each size: `simfind index --no-clip` and `simfind dupes --format json`, each a real subprocess; the time and
 the peak memory (maximum resident set) of dupes; the share of planted copies grouped with their original; pairs
-between generated pictures (false pairs, unless two collages share enough). Then the growth exponent of dupes from the smallest to the largest
-size (and over the top step), and the time it would take at 1,000,000 files at the top step's growth.
+between generated pictures (false pairs, unless two collages share enough). Then the growth exponent of dupes
+from the smallest to the largest size (and over the top step), and the time it would take at 1,000,000 files at
+the top step's growth.
 
 Targets (issue 14): dupes on 100k files within 120 s and 2 GB; growth no faster than n^1.2 from 10k to 100k.
 Usage: python bench/bench_scale.py [--sizes 10000,30000,100000] [--cache DIR] [--seed S]
@@ -152,8 +153,8 @@ def measure(folders: list[str], index_dir: str) -> dict:
     shutil.rmtree(index_dir, ignore_errors=True)
     t_index, mb_index, _ = _run([*SIMFIND, "index", *folders, "--no-clip", "--quiet", "--index", index_dir])
     t_dupes, mb_dupes, out = _run([*SIMFIND, "dupes", "--index", index_dir, "--format", "json"])
-    groups = [[os.path.basename(f["path"]) for f in g["files"]] for g in json.loads(out)["groups"]]
     full = [[f["path"] for f in g["files"]] for g in json.loads(out)["groups"]]
+    groups = [[os.path.basename(p) for p in g] for g in full]
     found = planted = 0
     group_of = {p: gi for gi, g in enumerate(full) for p in g}
     for folder in folders:

@@ -104,8 +104,10 @@ def candidates(thumbs: np.ndarray, max_distance: int, *, crops: bool = True,
     return Candidates(*(np.concatenate(col).astype(np.int64) for col in zip(*parts)))
 
 
-def frame_candidates(thumbs: np.ndarray, framed: np.ndarray, frames: np.ndarray, max_distance: int, *,
-                     focus: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def frame_candidates(
+    thumbs: np.ndarray, framed: np.ndarray, frames: np.ndarray, max_distance: int, *,
+    focus: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Candidates that may line up only as whole frames: trimmed image `framed[k]` (whole frame `frames[k]`)
     against every image's whole frame (its thumbnail where nothing was trimmed), by upright pHash within
     `max_distance`. Returns (k, i, j, hamming, whole): row k of `framed`, image i = framed[k], image j, and the

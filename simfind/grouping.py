@@ -30,10 +30,6 @@ def _edges(pairs: Iterable[tuple[int, int, float]]) -> dict[tuple[int, int], flo
     return edges
 
 
-def edges_as_pairs(edges: dict[tuple[int, int], float]) -> list[tuple[int, int, float]]:
-    return [(i, j, s) for (i, j), s in edges.items()]
-
-
 def star_groups(n: int, pairs: Iterable[tuple[int, int, float]]) -> list[list[int]]:
     """Nodes 0..n-1 and (i, j, similarity) pairs -> groups of two or more nodes, each a centre and its matches."""
     adj: dict[int, dict[int, float]] = defaultdict(dict)
@@ -82,8 +78,9 @@ def make_groups(nodes: Sequence[list[IndexedFile]], pairs: Iterable[tuple[int, i
     its own. Each group's keeper (`keeper` of its files, keeper.py) comes first; the others follow by their
     similarity to it: the pair's own where the two were paired, else `similarity`. Groups are ordered by the
     bytes they waste, most first."""
+    pairs = list(pairs)
     edges = _edges(pairs)
-    clusters = star_groups(len(nodes), edges_as_pairs(edges))
+    clusters = star_groups(len(nodes), pairs)
     in_cluster = {i for c in clusters for i in c}
     clusters += [[i] for i, n in enumerate(nodes) if len(n) > 1 and i not in in_cluster]
     node_of = {id(f): i for i, n in enumerate(nodes) for f in n}

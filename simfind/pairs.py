@@ -76,9 +76,9 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, 
 
 def matches_of(query: IndexedFile, files: Sequence[IndexedFile], threshold: float,
                lookup: WindowLookup | None = None) -> list[tuple[IndexedFile, float]]:
-    """The files that hash_pairs pairs with `query` at `threshold` (its byte copies at 1.0), most similar first:
-    byte copies first, then the search `dupes` makes, asked for one picture, so that a query and a report agree on every pair. `lookup`:
-    the index's window cache for `files` (the query's own codes are computed)."""
+    """The files that hash_pairs pairs with `query` at `threshold`, most similar first: its byte copies (1.0),
+    then what the search `dupes` makes finds for this one picture, so that a query and a report agree on every
+    pair. `lookup`: the index's window cache for `files` (the query's own codes are computed)."""
     same = [f for f in files if f.content_hash == query.content_hash]
     reps: dict[bytes, IndexedFile] = {}
     for f in files:  # one file per content, as dupes searches them

@@ -258,7 +258,8 @@ def _no_results(report: QueryReport) -> str:
         return f"{head}: no results"
     among = f"among {counted(report.files, 'indexed file')}" if report.files else "among the indexed files"
     what = "a copy of" if report.by == "hash" else "a match for"
-    return f"nothing {among} is {what} {_query_label(report)} at similarity {report.threshold:g} or above (by {report.by})"
+    return (f"nothing {among} is {what} {_query_label(report)} at similarity {report.threshold:g} or above "
+            f"(by {report.by})")
 
 
 def query_table(report: QueryReport, console: Console) -> None:

@@ -131,9 +131,8 @@ class IndexDir:
         """The newest older revision's CLIP index, if one is on disk (its IVF centroids can be reused)."""
         from .knn import read_index
 
-        for path in self._older(VECTOR_PREFIX, VECTOR_SUFFIX, current)[:1]:
-            return read_index(path)
-        return None
+        older = self._older(VECTOR_PREFIX, VECTOR_SUFFIX, current)
+        return read_index(older[0]) if older else None
 
     # -- crop-window codes -------------------------------------------------------------------------------------
 
@@ -170,15 +169,15 @@ class IndexDir:
             ids, contents, thumbs = self.catalog.thumbs()
             codes = np.zeros((len(ids), windows_per_image(), 8), np.uint8)
             todo = np.ones(len(ids), bool)
-            for older in self._older(WINDOWS_PREFIX, WINDOWS_SUFFIX, path)[:1]:  # unchanged contents: reused
-                previous = _read_windows(older)
-                if previous is not None and len(previous) == 3:
-                    row = {c: r for r, c in enumerate(previous[2].tolist())}
-                    hits = [(r, row[c]) for r, c in enumerate(contents.tolist()) if c in row]
-                    if hits:
-                        mine, theirs = (np.array(x, np.int64) for x in zip(*hits))
-                        codes[mine] = previous[1][theirs]
-                        todo[mine] = False
+            older = self._older(WINDOWS_PREFIX, WINDOWS_SUFFIX, path)
+            previous = _read_windows(older[0]) if older else None
+            if previous is not None and len(previous) == 3:  # the codes of unchanged contents are reused
+                row = {c: r for r, c in enumerate(previous[2].tolist())}
+                hits = [(r, row[c]) for r, c in enumerate(contents.tolist()) if c in row]
+                if hits:
+                    mine, theirs = (np.array(x, np.int64) for x in zip(*hits))
+                    codes[mine] = previous[1][theirs]
+                    todo[mine] = False
             if todo.any():
                 codes[todo] = (compute or all_window_codes)(thumbs[todo])
             loaded = ids, codes
@@ -227,7 +226,8 @@ def _read_windows(path: str) -> tuple | None:
         with np.load(path) as data:
             if data["codes"].shape[1:2] != (windows_per_image(),):
                 return None
-            return (data["ids"], data["codes"], data["contents"]) if "contents" in data else (data["ids"], data["codes"])
+            found = data["ids"], data["codes"]
+            return (*found, data["contents"]) if "contents" in data else found
     except (OSError, ValueError, KeyError):
         return None
 

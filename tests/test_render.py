@@ -222,7 +222,8 @@ def test_the_query_table_shows_every_path_and_similarity():
 
 def test_an_empty_hash_query_says_what_was_searched_and_what_a_copy_must_meet():
     text = _table(lambda c: query_table(QueryReport("/q.jpg", "hash", (), 0.9, 1200), c))
-    assert text.strip() == "nothing among 1,200 indexed files is a copy of '/q.jpg' at similarity 0.9 or above (by hash)"
+    assert text.strip() == ("nothing among 1,200 indexed files is a copy of '/q.jpg' at similarity 0.9 or above "
+                            "(by hash)")
     assert "holds no files" in _table(lambda c: query_table(QueryReport("/q.jpg", "hash", (), 0.9, 0), c))
 
 
