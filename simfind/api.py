@@ -20,6 +20,7 @@ from .pairs import (
     clip_pairs,
     codes_by_content,
     hash_pairs,
+    local_by_content,
     matches_of,
 )
 from .records import DupesReport, FileRef, IndexedFile, IndexInfo, IndexReport, Match, QueryReport
@@ -176,7 +177,8 @@ def _groups_of(idx: IndexDir, files, mode: str, threshold: float, vectors: dict,
     pairs, win = [], {}
     if mode in ("hash", "auto") and len(nodes) > 1:
         win = codes_by_content(reps, idx.window_codes)
-        pairs += hash_pairs(reps, threshold if mode == "hash" else DEFAULT_HASH_THRESHOLD, win)
+        local = local_by_content(reps, idx.catalog.local_features)
+        pairs += hash_pairs(reps, threshold if mode == "hash" else DEFAULT_HASH_THRESHOLD, win, local=local)
     if mode in ("clip", "auto") and vectors:
         pairs += clip_pairs(reps, vectors, threshold)
     return make_groups(nodes, pairs, keeper=keeper, similarity=Similarity(vectors, win))
@@ -252,7 +254,11 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
             q = _query_features(text_or_image)
             me = IndexedFile(-1, label, q.ref.size, q.ref.mtime_ns, q.content_hash, q.width, q.height, q.phash,
                              q.thumb, q.content_pixels, q.frame or None)
-            found = matches_of(me, catalog.indexed_files(), threshold, idx.window_codes)
+            files = catalog.indexed_files()
+            local = local_by_content(files, catalog.local_features)
+            if q.local:
+                local[q.content_hash] = q.local
+            found = matches_of(me, files, threshold, idx.window_codes, local)
 
             def ranked(n: int) -> list[tuple[IndexedFile, float]]:
                 return found[:n]

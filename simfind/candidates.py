@@ -126,3 +126,72 @@ def frame_candidates(
     if focus is not None:
         keep &= np.isin(i, focus) | np.isin(j, focus)
     return q[keep], i[keep], j[keep], dist[keep], whole
+
+
+# The descriptor search: tables of bits drawn once (a fixed seed, so that every run and every query draws the
+# same), each turning a 256-bit descriptor into a word; two pictures that share words in several tables share
+# corners that look alike. Enough bits per word that a word is shared by chance about as rarely however large the
+# collection (LOCAL_OCCUPANCY postings per word on average); a word that many pictures share (sky, a texture, a
+# UI element) says nothing about any pair of them and is dropped.
+LOCAL_TABLES = 4
+LOCAL_OCCUPANCY = 1 / 16
+LOCAL_STOP_WORD = 32
+# Two unrelated pictures share a handful of words by chance; a copy with a third of its corners in common shares
+# dozens. Each picture keeps, of the pictures sharing at least LOCAL_MIN_VOTES words with it, the LOCAL_PER_IMAGE
+# that share most: the search stays linear in the collection, and a picture with many copies reaches each of them
+# through its copies too.
+LOCAL_MIN_VOTES = 5
+LOCAL_PER_IMAGE = 16
+
+
+def local_candidates(descriptors: list[np.ndarray], focus: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (i, j), i < j, from the pictures' local-feature descriptors (one (n_k, 32) uint8 array per
+    picture, possibly empty): pictures that share many descriptor words. `focus` (rows): only the pairs with one
+    of these (the same pairs the whole search finds for them)."""
+    empty = np.zeros(0, np.int64)
+    n = len(descriptors)
+    counts = np.array([len(d) for d in descriptors], np.int64)
+    if n < 2 or counts.sum() == 0:
+        return empty, empty
+    owner = np.repeat(np.arange(n, dtype=np.int64), counts)
+    desc = np.concatenate([d for d in descriptors if len(d)])
+    bits = int(np.clip(np.ceil(np.log2(len(desc) / LOCAL_OCCUPANCY)), 16, 40))
+    rng = np.random.default_rng(20261203)
+    keys = []
+    for _ in range(LOCAL_TABLES):
+        word = np.zeros(len(desc), np.int64)
+        for b, p in enumerate(rng.choice(256, bits, replace=False)):
+            word |= ((desc[:, p >> 3] >> (7 - (p & 7))) & 1).astype(np.int64) << b
+        keys.append(_shared_words(np.unique(word * n + owner), n))
+    pair, votes = np.unique(np.concatenate(keys), return_counts=True)
+    keep = votes >= LOCAL_MIN_VOTES
+    pair, votes = pair[keep], votes[keep]
+    i, j = pair // n, pair % n
+    # each picture's LOCAL_PER_IMAGE best, from either side of the pair
+    src, dst, v = np.concatenate((i, j)), np.concatenate((j, i)), np.concatenate((votes, votes))
+    order = np.lexsort((dst, -v, src))
+    src, dst = src[order], dst[order]
+    starts = np.flatnonzero(np.r_[True, src[1:] != src[:-1]])
+    rank = np.arange(len(src)) - np.repeat(starts, np.diff(np.r_[starts, len(src)]))
+    best = rank < LOCAL_PER_IMAGE
+    lo, hi = np.minimum(src[best], dst[best]), np.maximum(src[best], dst[best])
+    pair = np.unique(lo * n + hi)
+    i, j = pair // n, pair % n
+    if focus is not None:
+        keep = np.isin(i, focus) | np.isin(j, focus)
+        i, j = i[keep], j[keep]
+    return i, j
+
+
+def _shared_words(postings: np.ndarray, n: int) -> np.ndarray:
+    """Sorted unique word * n + picture postings -> the keys i * n + j (i < j) of every two pictures sharing a word,
+    stop words left out."""
+    word, owner = postings // n, postings % n
+    starts = np.flatnonzero(np.r_[True, word[1:] != word[:-1]])
+    sizes = np.diff(np.r_[starts, len(word)])
+    out = [np.zeros(0, np.int64)]
+    for size in np.unique(sizes[(sizes >= 2) & (sizes <= LOCAL_STOP_WORD)]).tolist():
+        members = owner[starts[sizes == size][:, None] + np.arange(size)]  # (words, size), ascending per row
+        a, b = np.triu_indices(size, 1)
+        out.append((members[:, a] * n + members[:, b]).ravel())
+    return np.concatenate(out)

@@ -70,6 +70,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE files ADD COLUMN jpeg_quality INTEGER",
         "ALTER TABLE files ADD COLUMN orientation INTEGER",
     ),
+    (
+        # local features (local.py): ORB keypoints and descriptors, an empty blob for a picture that has none and
+        # NULL in rows from older versions, which the next `index` decodes again.
+        "ALTER TABLE files ADD COLUMN local BLOB",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -289,10 +294,10 @@ class Catalog:
         return {"files": row[0], "errors": row[1], "hashed": row[2], "embedded": row[3]}
 
     def outdated(self, roots: Sequence[str]) -> set[str]:
-        """Paths under `roots` indexed by a simfind older than the current schema (camera is set in every image
-        row written since): decoded again, so that every row holds what this version reads from a file."""
+        """Paths under `roots` indexed by a simfind older than the current schema (camera and local are set in every
+        image row written since): decoded again, so that every row holds what this version reads from a file."""
         clause, args = under_clause(roots)
-        sql = f"SELECT path FROM files WHERE error IS NULL AND camera IS NULL AND {clause}"
+        sql = f"SELECT path FROM files WHERE error IS NULL AND (camera IS NULL OR local IS NULL) AND {clause}"
         return {r[0] for r in self.conn.execute(sql, args)}
 
     def unembedded(self, roots: Sequence[str]) -> set[str]:
@@ -312,6 +317,16 @@ class Catalog:
         contents = np.array([r[1] for r in rows], dtype=f"S{max([len(r[1]) for r in rows], default=1)}")
         thumbs = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.uint8).reshape(len(rows), 32, 32)
         return ids, contents, thumbs
+
+    def local_features(self, ids: Sequence[int]) -> dict[int, bytes]:
+        """id -> packed local features (local.py) of the files among `ids` that have any."""
+        out: dict[int, bytes] = {}
+        ids = list(ids)
+        for start in range(0, len(ids), 30_000):  # under SQLite's limit of bound parameters
+            part = ids[start:start + 30_000]
+            sql = f"SELECT id, local FROM files WHERE length(local) > 0 AND id IN ({','.join('?' * len(part))})"
+            out.update(self.conn.execute(sql, part).fetchall())
+        return out
 
     def embeddings(self, roots: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(ids int64 (n,), vectors float32 (n, dim)) of every embedded file (under `roots` where given)."""
@@ -359,21 +374,23 @@ class Catalog:
             if isinstance(r, Features):
                 rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, r.content_hash, r.width, r.height, r.phash, None,
                              now, embeddings.get(r.ref.path), r.thumb or None, r.content_pixels, r.frame or None,
-                             int(r.camera), r.quality, r.orientation))
+                             int(r.camera), r.quality, r.orientation, r.local))
             else:
                 rows.append((r.ref.path, r.ref.size, r.ref.mtime_ns, None, None, None, None, r.reason, now, None, None,
-                             None, None, None, None, None))
+                             None, None, None, None, None, None))
         with self.transaction():
             self.conn.executemany(
                 """INSERT INTO files (path, size, mtime_ns, content_hash, width, height, phash, error, indexed_at,
-                                      embedding, thumb, content_pixels, frame, camera, jpeg_quality, orientation)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      embedding, thumb, content_pixels, frame, camera, jpeg_quality, orientation,
+                                      local)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
                      content_hash = excluded.content_hash, width = excluded.width, height = excluded.height,
                      phash = excluded.phash, error = excluded.error, indexed_at = excluded.indexed_at,
                      embedding = excluded.embedding, thumb = excluded.thumb,
                      content_pixels = excluded.content_pixels, frame = excluded.frame, camera = excluded.camera,
-                     jpeg_quality = excluded.jpeg_quality, orientation = excluded.orientation""",
+                     jpeg_quality = excluded.jpeg_quality, orientation = excluded.orientation,
+                     local = excluded.local""",
                 rows,
             )
             self._bump_embeddings()

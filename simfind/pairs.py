@@ -23,6 +23,13 @@ DEFAULT_CLIP_THRESHOLD = 0.95
 
 Pair = tuple[int, int, float]  # (i, j, similarity): positions in the list of files given
 WindowLookup = Callable[[list[int]], "np.ndarray | None"]  # catalog ids -> cached window codes, or None
+LocalLookup = Callable[[list[int]], dict[int, bytes]]  # catalog ids -> packed local features of those that have any
+
+
+def local_by_content(files: Sequence[IndexedFile], lookup: LocalLookup) -> dict[bytes, bytes]:
+    """content hash -> packed local features (local.py) of each file that has them."""
+    found = lookup([f.id for f in files if f.thumb])
+    return {f.content_hash: found[f.id] for f in files if f.id in found}
 
 
 def codes_by_content(files: Sequence[IndexedFile], lookup: WindowLookup | None = None) -> dict[bytes, np.ndarray]:
@@ -43,10 +50,11 @@ def codes_by_content(files: Sequence[IndexedFile], lookup: WindowLookup | None =
 
 
 def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, np.ndarray],
-               focus: Sequence[int] | None = None) -> list[Pair]:
+               focus: Sequence[int] | None = None, local: dict[bytes, bytes] | None = None) -> list[Pair]:
     """Verified perceptual pairs at or above `threshold`: any rotation or mirror, crops, tilts, whole frames;
-    upright pHash alone for rows without a thumbnail. `win`: codes_by_content() of `files`. `focus` (positions
-    in `files`): only the pairs with one of these, the same that the whole search finds for them (a query)."""
+    upright pHash alone for rows without a thumbnail; with `local` (local_by_content() of `files`), also the
+    pairs local features find and their geometry verifies. `win`: codes_by_content() of `files`. `focus`
+    (positions in `files`): only the pairs with one of these, the same that the whole search finds for them."""
     import numpy as np
 
     from .knn import binary_range
@@ -64,6 +72,9 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, 
 
         fulls, boxes = unpack_frames([files[with_thumb[r]].frame for r in framed])
         found += frame_pairs(thumbs, np.array(framed), fulls, boxes, max_dist, focus=rows)
+    if local and (rows is None or len(rows)):
+        found += _geometric_pairs([local.get(files[k].content_hash, b"") for k in with_thumb], thumbs, found,
+                                  max_dist, rows)
     pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d)) for i, j, d in found]
     old = [k for k, f in enumerate(files) if not f.thumb]
     if old:
@@ -74,11 +85,33 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, 
     return pairs
 
 
+def _geometric_pairs(blobs: list[bytes], thumbs: np.ndarray, found: list[tuple[int, int, int]], max_dist: int,
+                     focus: np.ndarray | None) -> list[tuple[int, int, int]]:
+    """Pairs (i, j, distance) that local features propose and their geometry verifies (geometry.py), among the
+    pictures with features `blobs` (b"": none), beyond the pairs already `found`."""
+    import numpy as np
+
+    from .candidates import local_candidates
+    from .geometry import geometric_distances
+    from .local import descriptors_of
+    from .verify import LOCAL_EDIT_BITS
+
+    i, j = local_candidates([descriptors_of(b) for b in blobs], focus=focus)
+    known = {(a, b) for a, b, _d in found}
+    new = np.array([(a, b) not in known for a, b in zip(i.tolist(), j.tolist())], bool)
+    i, j = i[new], j[new]
+    ok, dist = geometric_distances(blobs, thumbs.reshape(-1, 32, 32), i, j, LOCAL_EDIT_BITS)
+    ok &= dist <= max_dist
+    return list(zip(i[ok].tolist(), j[ok].tolist(), dist[ok].tolist()))
+
+
 def matches_of(query: IndexedFile, files: Sequence[IndexedFile], threshold: float,
-               lookup: WindowLookup | None = None) -> list[tuple[IndexedFile, float]]:
+               lookup: WindowLookup | None = None, local: dict[bytes, bytes] | None = None,
+               ) -> list[tuple[IndexedFile, float]]:
     """The files that hash_pairs pairs with `query` at `threshold`, most similar first: its byte copies (1.0),
     then what the search `dupes` makes finds for this one picture, so that a query and a report agree on every
-    pair. `lookup`: the index's window cache for `files` (the query's own codes are computed)."""
+    pair. `lookup`: the index's window cache for `files` (the query's own codes are computed); `local`: local
+    features by content hash, the query's included."""
     same = [f for f in files if f.content_hash == query.content_hash]
     reps: dict[bytes, IndexedFile] = {}
     for f in files:  # one file per content, as dupes searches them
@@ -88,7 +121,7 @@ def matches_of(query: IndexedFile, files: Sequence[IndexedFile], threshold: floa
     win = codes_by_content(others, lookup)
     win.update(codes_by_content([query]))
     best: dict[bytes, float] = {}
-    for i, j, sim in hash_pairs([*others, query], threshold, win, focus=[len(others)]):
+    for i, j, sim in hash_pairs([*others, query], threshold, win, focus=[len(others)], local=local):
         content = others[i if j == len(others) else j].content_hash
         best[content] = max(sim, best.get(content, 0.0))
     found = [(f, best[f.content_hash]) for f in files if f.content_hash in best]

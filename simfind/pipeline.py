@@ -21,7 +21,8 @@ from .records import Failure, Features, FileRef
 if TYPE_CHECKING:  # decode (Pillow) and embed are imported where files are decoded: the caller of run() never does
     from .embed import Preprocess
 
-# pHash works on a 32x32 grey image: a JPEG decoded at >= 64 px a side (DCT-scaled) loses nothing it uses.
+# pHash works on a 32x32 grey image: a JPEG decoded at >= 64 px a side (DCT-scaled) loses nothing it uses. Local
+# features (local.py) want the picture at up to LOCAL_SIDE px, which a draft decode of a big photo still gives.
 HASH_DRAFT_SIZE = 64
 CHUNK_SIZE = 32
 
@@ -57,10 +58,13 @@ def _unhashed(ref: FileRef, data: bytes, clip: Preprocess | None) -> Result:
     """Everything but the pHash, which _with_phashes computes for a whole chunk at once."""
     from .decode import DecodeError, decode
 
-    draft_size = max(HASH_DRAFT_SIZE, clip.size) if clip else HASH_DRAFT_SIZE
+    from .local import LOCAL_SIDE
+
+    draft_size = max(HASH_DRAFT_SIZE, LOCAL_SIDE, clip.size if clip else 0)
     try:
         decoded = decode(data, draft_size, grey=clip is None)
         thumb, share, frame = trimmed_thumbnail(decoded.image)
+        local = _local_features(decoded.image, frame)
         pixels = None
         if clip:
             from .embed import (
@@ -74,7 +78,21 @@ def _unhashed(ref: FileRef, data: bytes, clip: Preprocess | None) -> Result:
         return Failure(ref, f"could not process image ({type(e).__name__}: {e})")
     return Features(ref, content_hash(data), decoded.width, decoded.height, b"", thumb.tobytes(), pixels,
                     round(decoded.width * decoded.height * share), frame, decoded.camera, decoded.quality,
-                    decoded.orientation)
+                    decoded.orientation, local)
+
+
+def _local_features(image, frame: bytes) -> bytes:
+    """local.extract() of the picture inside the borders trimmed_thumbnail() trimmed (the box `frame` ends with)."""
+    import numpy as np
+
+    from .local import extract
+
+    grey = np.asarray(image if image.mode == "L" else image.convert("L"))
+    if frame:
+        h, w = grey.shape
+        top, bottom, left, right = np.frombuffer(frame[-8:], "<u2").astype(np.float64) / 65535
+        grey = grey[round(top * h):round(bottom * h), round(left * w):round(right * w)]
+    return extract(grey)
 
 
 def _with_phashes(results: list[Result]) -> list[Result]:

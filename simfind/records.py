@@ -40,6 +40,7 @@ class Features:
     camera: int = 0  # 0 none, 1 camera EXIF edited since it was taken, 2 camera EXIF as taken (decode.camera_evidence)
     quality: int | None = None
     orientation: int | None = None
+    local: bytes = b""  # ORB keypoints and descriptors (local.py); b"" for a picture too small or flat to have any
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,16 @@ ROWS = {
     # an untrimmed picture (content_pixels = all its pixels, no frame), with an embedding
     "/p/plain.jpg": dict(size=1000, mtime_ns=11, content_hash=b"\1" * 16, width=W, height=H, phash=b"\2" * 8,
                          error=None, indexed_at=1.0, embedding=b"\0\x3c" * 4, thumb=THUMB, content_pixels=W * H,
-                         frame=None, camera=1, jpeg_quality=92, orientation=6),
+                         frame=None, camera=1, jpeg_quality=92, orientation=6, local=b"\5" * 42),
     # a letterboxed picture: fewer picture pixels than the frame has, and the frame kept
     "/p/letterboxed.jpg": dict(size=900, mtime_ns=12, content_hash=b"\3" * 16, width=W, height=H, phash=b"\4" * 8,
                                error=None, indexed_at=1.0, embedding=None, thumb=THUMB, content_pixels=W * 360,
-                               frame=FRAME, camera=0, jpeg_quality=None, orientation=None),
+                               frame=FRAME, camera=0, jpeg_quality=None, orientation=None, local=b""),
     # a file that could not be decoded
     "/p/broken.jpg": dict(size=10, mtime_ns=13, content_hash=None, width=None, height=None, phash=None,
                           error="cannot identify image file", indexed_at=1.0, embedding=None, thumb=None,
-                          content_pixels=None, frame=None, camera=None, jpeg_quality=None, orientation=None),
+                          content_pixels=None, frame=None, camera=None, jpeg_quality=None, orientation=None,
+                          local=None),
 }
 IMAGES = ("/p/letterboxed.jpg", "/p/plain.jpg")
 
@@ -87,8 +88,8 @@ def test_the_hand_built_versions_are_the_versions_they_claim():
         for statement in statements:
             conn.execute(statement)
         seen.append(_columns(conn))
-    added = ("embedding", "thumb", "content_pixels", "frame", "camera", "jpeg_quality", "orientation")
-    assert seen[0][:2] == ["id", "path"] and seen[-1][-1] == "orientation"
+    added = ("embedding", "thumb", "content_pixels", "frame", "camera", "jpeg_quality", "orientation", "local")
+    assert seen[0][:2] == ["id", "path"] and seen[-1][-1] == "local"
     assert [c for c in added if c not in seen[0]] == seen[-1][-len(added):]
     assert set(ROWS["/p/plain.jpg"]) | {"id", "path"} == set(seen[-1])  # the rows fill every column
 

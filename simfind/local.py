@@ -1,0 +1,77 @@
+"""Local features: ORB keypoints and binary descriptors of a picture, for the copies a whole-picture hash cannot
+see (heavy crops, a picture inside a screenshot or on a canvas, turns, perspective, combinations of them).
+
+Computed once per file at index time, from the decoded grey picture with its uniform borders trimmed as the
+thumbnail's are, at most LOCAL_SIDE px on the long side, and stored in the catalog packed: keypoint positions as
+fractions of the picture's sides (the thumbnail's frame, so a geometric fit of two files maps their thumbnails
+too) and 256-bit descriptors. OpenCV (the field's library for local features) is imported only here and in
+geometry.py, where features are computed or matched.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+LOCAL_SIDE = 320  # long side the features are computed at: ORB's 8-level pyramid then spans 320 px down to ~90 px
+FEATURES = 256
+# ORB's descriptor pattern was learned on 31 px patches: there its 256 bits are each set about half the time, which
+# the descriptor search (candidates.local_candidates) relies on; on smaller patches many bits are nearly constant.
+PATCH = 31
+FAST_THRESHOLD = 10  # below OpenCV's 20, so that soft or low-contrast pictures still give corners
+DESCRIPTOR_BYTES = 32
+_HEADER = 6  # uint16 count, width, height
+
+
+def opencv():
+    """cv2, on one thread: features are computed one file per worker process, which already uses every core."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
+
+
+def extract(grey: np.ndarray) -> bytes:
+    """Packed features of a grey uint8 picture (h, w), already trimmed of borders; b"" for a picture too small or
+    too flat to have any."""
+    import numpy as np
+
+    cv2 = opencv()
+
+    h, w = grey.shape
+    scale = LOCAL_SIDE / max(h, w)
+    if scale < 1:
+        grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        h, w = grey.shape
+    if min(h, w) <= 2 * PATCH:
+        return b""
+    orb = cv2.ORB_create(nfeatures=FEATURES, edgeThreshold=PATCH, patchSize=PATCH, fastThreshold=FAST_THRESHOLD)
+    keypoints, descriptors = orb.detectAndCompute(np.ascontiguousarray(grey), None)
+    if descriptors is None or not len(keypoints):
+        return b""
+    xy = np.array([k.pt for k in keypoints], np.float64) / (w, h)
+    header = np.array([len(keypoints), w, h], "<u2").tobytes()
+    return header + np.round(np.clip(xy, 0, 1) * 65535).astype("<u2").tobytes() + descriptors.tobytes()
+
+
+def unpack(blob: bytes) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """(positions (n, 2) float32 as fractions of (width, height), descriptors (n, 32) uint8, (width, height) the
+    features were computed at)."""
+    import numpy as np
+
+    n, w, h = np.frombuffer(blob, "<u2", 3).tolist()
+    xy = np.frombuffer(blob, "<u2", 2 * n, _HEADER).reshape(n, 2).astype(np.float32) / 65535
+    descriptors = np.frombuffer(blob, np.uint8, n * DESCRIPTOR_BYTES, _HEADER + 4 * n).reshape(n, DESCRIPTOR_BYTES)
+    return xy, descriptors, (w, h)
+
+
+def descriptors_of(blob: bytes | None) -> np.ndarray:
+    """Only the descriptors (n, 32) of packed features (none for b"" or None)."""
+    import numpy as np
+
+    if not blob:
+        return np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+    n = int(np.frombuffer(blob, "<u2", 1)[0])
+    return np.frombuffer(blob, np.uint8, n * DESCRIPTOR_BYTES, _HEADER + 4 * n).reshape(n, DESCRIPTOR_BYTES)
