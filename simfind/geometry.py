@@ -3,10 +3,10 @@
 
 The map is fitted by RANSAC on ratio-tested descriptor matches. Unrelated pictures rarely have more than a few
 matches that one affine map explains; a crop, a turn, a picture inside a screenshot or on a canvas keeps dozens.
-A shared logo, frame or app screen can also match many corners, so the matches must spread over a good part of
-one picture, and the pictures must agree (thumbnail correlation, as verify.py checks hash candidates) over the
-region the matches span. The pair's distance is the pHash distance of the two thumbnails sampled over that
-region: the hash distance the pictures have once the geometry is undone, at least one bit (similarity 1.0 is
+A shared logo, frame or app screen can also match many corners, so the pictures must agree (thumbnail
+correlation, as verify.py checks hash candidates) over all of the region where the map lays one over the other,
+not only where the matches lie. The pair's distance is the pHash distance of the two thumbnails sampled over
+that region: the hash distance the pictures have once the geometry is undone, at least one bit (similarity 1.0 is
 left to pictures that match as they are).
 """
 
@@ -25,8 +25,12 @@ RATIO = 0.8  # Lowe's ratio test: a match must be clearly closer than the next b
 MAX_HAMMING = 64  # of 256 bits: further than this, two descriptors are not the same corner
 REPROJECTION = 0.0125  # RANSAC tolerance, as a share of the long side the features were computed at
 MAX_SCALE = 8.0  # a map that shrinks or grows area more than this is no copy (and no reliable fit)
-# The matches must span this share of one picture's area: a logo or a shared UI element spans less.
-MIN_SPAN = 0.2
+# The pictures must overlap on this share of one of them at least: one is mostly inside the other for every copy
+# (a crop, a picture in a screenshot) and two crops of one picture overlap on much of both. The matches too must
+# span this share of one picture for the region they span to be compared on its own.
+MIN_OVERLAP = 0.2
+# With this many corners on each side a copy always keeps MIN_INLIERS of them under one map.
+CONFIDENT_FEATURES = 128
 
 
 def geometric_distances(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j: np.ndarray,
@@ -47,23 +51,46 @@ def geometric_distances(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j
         fit = _fit(cv2, matcher, fa, fb)
         if fit is None:
             continue
-        sa, sb = _samples(cv2, thumbs[a], thumbs[b], *fit)
-        seen_a.append(sa)
-        seen_b.append(sb)
-        rows.append(k)
+        unit, regions = fit
+        for box, in_b in regions:
+            sa, sb = _samples(cv2, thumbs[a], thumbs[b], unit, box, in_b)
+            seen_a.append(sa)
+            seen_b.append(sb)
+            rows.append(k)
     if rows:
         seen_a, seen_b, rows = np.stack(seen_a), np.stack(seen_b), np.array(rows)
         d = distances(upright_codes(seen_a), upright_codes(seen_b))
         plain = agreement(seen_a, seen_b) >= VERIFY_AGREEMENT
         local = ~plain & (local_agreement(seen_a, seen_b) >= LOCAL_EDIT_AGREEMENT)
-        ok[rows] = plain | local
-        dist[rows] = np.maximum(np.where(local, d - local_bits, d), 1)
+        passed = plain | local
+        d = np.where(passed, np.maximum(np.where(local, d - local_bits, d), 1), 64)
+        np.minimum.at(dist, rows, d)  # the closer of its regions
+        ok[rows[passed]] = True
     return ok, dist
 
 
+def refuted(blobs: list[bytes], i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """For pairs (i[k], j[k]) that another check proposes: True where both pictures have corners enough to tell
+    (CONFIDENT_FEATURES each) and no affine map explains MIN_INLIERS of their matches. Copies keep their corners
+    under one map; look-alikes (one garment on one background, two shots of a scene) do not."""
+    cv2 = opencv()
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    out = np.zeros(len(i), bool)
+    feats: dict[int, tuple] = {}
+    for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
+        fa = feats.setdefault(a, unpack(blobs[a]) if blobs[a] else None)
+        fb = feats.setdefault(b, unpack(blobs[b]) if blobs[b] else None)
+        if fa is None or fb is None or min(len(fa[1]), len(fb[1])) < CONFIDENT_FEATURES:
+            continue
+        out[k] = _fit(cv2, matcher, fa, fb) is None
+    return out
+
+
 def _fit(cv2, matcher, fa: tuple, fb: tuple):
-    """(map A -> B in A's and B's unit frames (2, 3), region of A the matches span (x0, y0, x1, y1), whether
-    that region is taken from B) or None when no map explains enough matches."""
+    """(map A -> B in A's and B's unit frames (2, 3), regions to compare them on) or None when no map explains
+    enough matches. A region is a box (x0, y0, x1, y1) of one picture's unit frame and whether that picture is B:
+    where the two overlap, and where the matches lie when they span a good part of one picture (an edit at the
+    edges, a vignette or filled corners, then weighs less)."""
     (xy_a, des_a, size_a), (xy_b, des_b, size_b) = fa, fb
     if len(des_a) < MIN_INLIERS or len(des_b) < MIN_INLIERS:
         return None
@@ -82,23 +109,40 @@ def _fit(cv2, matcher, fa: tuple, fb: tuple):
     det = abs(float(np.linalg.det(m[:, :2]))) * size_a[0] * size_a[1] / (size_b[0] * size_b[1])
     if not 1 / MAX_SCALE <= det <= MAX_SCALE:
         return None
-    keep = inliers.ravel().astype(bool)
     # the map in unit frames: B_unit = (M (A_unit * size_a) + t) / size_b
     unit = np.diag([1 / size_b[0], 1 / size_b[1]]) @ np.hstack((m[:, :2] @ np.diag(size_a), m[:, 2:]))
-    matched = [g for g, k in zip(good, keep) if k]
-    span_a, span_b = _span(xy_a[[g.queryIdx for g in matched]]), _span(xy_b[[g.trainIdx for g in matched]])
-    area_a, area_b = _area(span_a), _area(span_b)
-    if max(area_a, area_b) < MIN_SPAN:
+    a_to_b = np.vstack((unit, [0, 0, 1]))
+    in_a, in_b = _overlap(np.linalg.inv(a_to_b)), _overlap(a_to_b)
+    if max(_area(in_a), _area(in_b)) < MIN_OVERLAP:
         return None
-    return unit, (span_b if area_b >= area_a else span_a), area_b >= area_a
+    regions = [_larger(in_a, in_b)]
+    matched = inliers.ravel().astype(bool)
+    span_a = _box(xy_a[[g.queryIdx for g, k in zip(good, matched) if k]])
+    span_b = _box(xy_b[[g.trainIdx for g, k in zip(good, matched) if k]])
+    if max(_area(span_a), _area(span_b)) >= MIN_OVERLAP:
+        regions.append(_larger(span_a, span_b))
+    return unit, regions
 
 
-def _span(xy: np.ndarray) -> tuple[float, float, float, float]:
+def _larger(box_a: tuple, box_b: tuple) -> tuple[tuple, bool]:
+    """The larger of a box of A and a box of B, and whether it is B's."""
+    return (box_b, True) if _area(box_b) >= _area(box_a) else (box_a, False)
+
+
+def _box(xy: np.ndarray) -> tuple[float, float, float, float]:
     return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
 
 
+def _overlap(other_to_me: np.ndarray) -> tuple[float, float, float, float]:
+    """The box of my unit frame that the other picture's frame covers (the bounding box of its corners, mapped)."""
+    corners = other_to_me @ np.array([[0, 1, 0, 1], [0, 0, 1, 1], [1, 1, 1, 1]], np.float64)
+    x, y = corners[0] / corners[2], corners[1] / corners[2]
+    return (float(np.clip(x.min(), 0, 1)), float(np.clip(y.min(), 0, 1)), float(np.clip(x.max(), 0, 1)),
+            float(np.clip(y.max(), 0, 1)))
+
+
 def _area(box: tuple[float, float, float, float]) -> float:
-    return (box[2] - box[0]) * (box[3] - box[1])
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
 
 
 def _samples(cv2, thumb_a: np.ndarray, thumb_b: np.ndarray, unit: np.ndarray, box, in_b: bool):

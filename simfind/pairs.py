@@ -73,6 +73,7 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, 
         fulls, boxes = unpack_frames([files[with_thumb[r]].frame for r in framed])
         found += frame_pairs(thumbs, np.array(framed), fulls, boxes, max_dist, focus=rows)
     if local and (rows is None or len(rows)):
+        found = _unrefuted([local.get(files[k].content_hash, b"") for k in with_thumb], thumbs, found)
         found += _geometric_pairs([local.get(files[k].content_hash, b"") for k in with_thumb], thumbs, found,
                                   max_dist, rows)
     pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d)) for i, j, d in found]
@@ -83,6 +84,32 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, 
         pairs += [(old[a], b, similarity_of_distance(d)) for a, b, d in zip(q.tolist(), ids.tolist(), dist.tolist())
                   if old[a] != b and (focus is None or old[a] in focus or b in focus)]
     return pairs
+
+
+# Pairs the hash finds this many bits apart or more are put to the local features too (geometry.refuted): at 0-1
+# bits a look-alike is vanishingly rare, and most copies are there.
+VETO_FROM = 2
+
+
+def _unrefuted(blobs: list[bytes], thumbs: np.ndarray, found: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """`found` less the pairs that local features refute (geometry.refuted), of those VETO_FROM bits apart or more
+    and not closest as mirror images (ORB's descriptors do not match a mirror image's)."""
+    import numpy as np
+
+    from .geometry import refuted
+    from .windows import DIHEDRAL, orientation_codes
+
+    weak = [k for k, (_a, _b, d) in enumerate(found) if d >= VETO_FROM]
+    if not weak:
+        return found
+    i = np.array([found[k][0] for k in weak])
+    j = np.array([found[k][1] for k in weak])
+    codes = orientation_codes(thumbs.reshape(-1, 32, 32))
+    dist = np.unpackbits(codes[i] ^ codes[j, :1], axis=-1).sum(axis=-1)  # (pairs, 8): i turned against j upright
+    mirrored = np.array([sum(t) % 2 == 1 for t in DIHEDRAL])[dist.argmin(axis=1)]
+    keep = ~mirrored
+    drop = {weak[k] for k in np.flatnonzero(keep)[refuted(blobs, i[keep], j[keep])].tolist()}
+    return [p for k, p in enumerate(found) if k not in drop]
 
 
 def _geometric_pairs(blobs: list[bytes], thumbs: np.ndarray, found: list[tuple[int, int, int]], max_dist: int,

@@ -57,7 +57,6 @@ def _read(ref: FileRef) -> bytes | Failure:
 def _unhashed(ref: FileRef, data: bytes, clip: Preprocess | None) -> Result:
     """Everything but the pHash, which _with_phashes computes for a whole chunk at once."""
     from .decode import DecodeError, decode
-
     from .local import LOCAL_SIDE
 
     draft_size = max(HASH_DRAFT_SIZE, LOCAL_SIDE, clip.size if clip else 0)
