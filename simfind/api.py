@@ -16,11 +16,11 @@ from .options import BY, check_choice
 from .pairs import (
     DEFAULT_CLIP_THRESHOLD,
     DEFAULT_HASH_THRESHOLD,
+    LocalFeatures,
     Similarity,
     clip_pairs,
     codes_by_content,
     hash_pairs,
-    local_by_content,
     matches_of,
 )
 from .records import DupesReport, FileRef, IndexedFile, IndexInfo, IndexReport, Match, QueryReport
@@ -174,14 +174,14 @@ def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: 
 def _groups_of(idx: IndexDir, files, mode: str, threshold: float, vectors: dict, keeper) -> list:
     nodes = by_content(files)
     reps = [n[0] for n in nodes]
-    pairs, win = [], {}
+    pairs, win, local = [], {}, None
     if mode in ("hash", "auto") and len(nodes) > 1:
         win = codes_by_content(reps, idx.window_codes)
-        local = local_by_content(reps, idx.catalog.local_features)
+        local = LocalFeatures(idx.catalog.local_features)
         pairs += hash_pairs(reps, threshold if mode == "hash" else DEFAULT_HASH_THRESHOLD, win, local=local)
     if mode in ("clip", "auto") and vectors:
         pairs += clip_pairs(reps, vectors, threshold)
-    return make_groups(nodes, pairs, keeper=keeper, similarity=Similarity(vectors, win))
+    return make_groups(nodes, pairs, keeper=keeper, similarity=Similarity(vectors, win, local))
 
 
 def _gone_notice(n: int) -> str:
@@ -255,9 +255,7 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
             me = IndexedFile(-1, label, q.ref.size, q.ref.mtime_ns, q.content_hash, q.width, q.height, q.phash,
                              q.thumb, q.content_pixels, q.frame or None)
             files = catalog.indexed_files()
-            local = local_by_content(files, catalog.local_features)
-            if q.local:
-                local[q.content_hash] = q.local
+            local = LocalFeatures(catalog.local_features, {q.content_hash: q.local})
             found = matches_of(me, files, threshold, idx.window_codes, local)
 
             def ranked(n: int) -> list[tuple[IndexedFile, float]]:

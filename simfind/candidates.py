@@ -162,8 +162,13 @@ def local_candidates(descriptors: list[np.ndarray], focus: np.ndarray | None = N
         word = np.zeros(len(desc), np.int64)
         for b, p in enumerate(rng.choice(256, bits, replace=False)):
             word |= ((desc[:, p >> 3] >> (7 - (p & 7))) & 1).astype(np.int64) << b
-        keys.append(_shared_words(np.unique(word * n + owner), n))
-    pair, votes = np.unique(np.concatenate(keys), return_counts=True)
+        word = word * n + owner
+        word.sort()
+        keys.append(_shared_words(word[np.r_[True, word[1:] != word[:-1]]], n))
+    keys = np.concatenate(keys)
+    keys.sort()
+    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    pair, votes = keys[first], np.diff(np.r_[first, len(keys)])
     keep = votes >= LOCAL_MIN_VOTES
     pair, votes = pair[keep], votes[keep]
     i, j = pair // n, pair % n

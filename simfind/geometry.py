@@ -44,11 +44,9 @@ def geometric_distances(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j
     ok = np.zeros(len(i), bool)
     dist = np.full(len(i), 64, np.int64)
     seen_a, seen_b, rows = [], [], []
-    feats: dict[int, tuple] = {}
+    feats = _Unpacked(blobs)
     for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
-        fa = feats.setdefault(a, unpack(blobs[a]))
-        fb = feats.setdefault(b, unpack(blobs[b]))
-        fit = _fit(cv2, matcher, fa, fb)
+        fit = _fit(cv2, matcher, feats[a], feats[b])
         if fit is None:
             continue
         unit, regions = fit
@@ -69,21 +67,35 @@ def geometric_distances(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j
     return ok, dist
 
 
-def refuted(blobs: list[bytes], i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """For pairs (i[k], j[k]) that another check proposes: True where both pictures have corners enough to tell
+def refuted(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """For pairs (i[k], j[k]) that another check proposes (`thumbs` unused: the signature of geometric_distances,
+    for pipeline.over_pairs): True where both pictures have corners enough to tell
     (CONFIDENT_FEATURES each) and no affine map explains MIN_INLIERS of their matches. Copies keep their corners
     under one map; look-alikes (one garment on one background, two shots of a scene) do not."""
     cv2 = opencv()
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     out = np.zeros(len(i), bool)
-    feats: dict[int, tuple] = {}
+    feats = _Unpacked(blobs)
     for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
-        fa = feats.setdefault(a, unpack(blobs[a]) if blobs[a] else None)
-        fb = feats.setdefault(b, unpack(blobs[b]) if blobs[b] else None)
-        if fa is None or fb is None or min(len(fa[1]), len(fb[1])) < CONFIDENT_FEATURES:
-            continue
-        out[k] = _fit(cv2, matcher, fa, fb) is None
+        fa, fb = feats[a], feats[b]
+        if min(len(fa[1]), len(fb[1])) >= CONFIDENT_FEATURES:
+            out[k] = _fit(cv2, matcher, fa, fb) is None
     return out
+
+
+class _Unpacked(dict):
+    """Picture number -> unpacked features, each unpacked once (none for a picture without)."""
+
+    def __init__(self, blobs: list[bytes]):
+        super().__init__()
+        self._blobs = blobs
+
+    def __missing__(self, k: int) -> tuple:
+        self[k] = unpack(self._blobs[k]) if self._blobs[k] else _NONE
+        return self[k]
+
+
+_NONE = (np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), (1, 1))
 
 
 def _fit(cv2, matcher, fa: tuple, fb: tuple):

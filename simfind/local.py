@@ -56,6 +56,8 @@ def extract(grey: np.ndarray) -> bytes:
     keypoints, descriptors = orb.detectAndCompute(np.ascontiguousarray(grey), None)
     if descriptors is None or not len(keypoints):
         return b""
+    order = np.argsort([-k.response for k in keypoints], kind="stable")  # strongest first: the search takes those
+    keypoints, descriptors = [keypoints[k] for k in order], descriptors[order]
     xy = np.array([k.pt for k in keypoints], np.float64) / (w, h)
     header = np.array([len(keypoints), w, h], "<u2").tobytes()
     return header + np.round(np.clip(xy, 0, 1) * 65535).astype("<u2").tobytes() + descriptors.tobytes()
@@ -63,7 +65,7 @@ def extract(grey: np.ndarray) -> bytes:
 
 def unpack(blob: bytes) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """(positions (n, 2) float32 as fractions of (width, height), descriptors (n, 32) uint8, (width, height) the
-    features were computed at)."""
+    features were computed at), strongest first."""
     import numpy as np
 
     n, w, h = np.frombuffer(blob, "<u2", 3).tolist()
@@ -72,11 +74,13 @@ def unpack(blob: bytes) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     return xy, descriptors, (w, h)
 
 
-def descriptors_of(blob: bytes | None) -> np.ndarray:
-    """Only the descriptors (n, 32) of packed features (none for b"" or None)."""
+def descriptors_of(blob: bytes | None, most: int | None = None) -> np.ndarray:
+    """Only the descriptors (n, 32) of packed features (none for b"" or None), the `most` strongest at most."""
     import numpy as np
 
     if not blob:
         return np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
     n = int(np.frombuffer(blob, "<u2", 1)[0])
+    if most is not None:
+        return np.frombuffer(blob, np.uint8, min(n, most) * DESCRIPTOR_BYTES, _HEADER + 4 * n).reshape(-1, 32)
     return np.frombuffer(blob, np.uint8, n * DESCRIPTOR_BYTES, _HEADER + 4 * n).reshape(n, DESCRIPTOR_BYTES)

@@ -26,10 +26,43 @@ WindowLookup = Callable[[list[int]], "np.ndarray | None"]  # catalog ids -> cach
 LocalLookup = Callable[[list[int]], dict[int, bytes]]  # catalog ids -> packed local features of those that have any
 
 
-def local_by_content(files: Sequence[IndexedFile], lookup: LocalLookup) -> dict[bytes, bytes]:
-    """content hash -> packed local features (local.py) of each file that has them."""
-    found = lookup([f.id for f in files if f.thumb])
-    return {f.content_hash: found[f.id] for f in files if f.id in found}
+# The candidate search posts each picture's strongest descriptors; its work and memory grow with the number of
+# pictures times the square of that number, held to about LOCAL_BUDGET: all 256 up to ~3,800 pictures, then fewer.
+LOCAL_BUDGET = int(__import__("os").environ.get("SF_BUDGET", 250_000_000))
+
+
+def local_searched(n: int) -> int:
+    """How many descriptors per picture the candidate search posts among `n` pictures."""
+    from .local import FEATURES
+
+    return int(max(32, min(FEATURES, (LOCAL_BUDGET / max(n, 1)) ** 0.5)))
+
+
+class LocalFeatures:
+    """The local features (local.py) of indexed files, read from the index as the matcher needs them: the
+    strongest descriptors of every file for the candidate search, and all of a few files' features at a time for
+    verification, so that a large library's features are never all in memory. `extra`: packed features by
+    content hash of files the index does not hold (a query picture)."""
+
+    _CHUNK = 4096
+
+    def __init__(self, fetch: LocalLookup, extra: dict[bytes, bytes] | None = None):
+        self._fetch = fetch
+        self._extra = extra or {}
+
+    def blobs(self, files: Sequence[IndexedFile]) -> list[bytes]:
+        """Each file's packed features (b"" for none)."""
+        found = self._fetch([f.id for f in files if f.id >= 0])
+        return [found.get(f.id) or self._extra.get(f.content_hash, b"") for f in files]
+
+    def searched(self, files: Sequence[IndexedFile], most: int) -> list[np.ndarray]:
+        """Each file's `most` strongest descriptors (possibly none), read in chunks."""
+        from .local import descriptors_of
+
+        out = []
+        for start in range(0, len(files), self._CHUNK):
+            out += [descriptors_of(b, most).copy() for b in self.blobs(files[start:start + self._CHUNK])]
+        return out
 
 
 def codes_by_content(files: Sequence[IndexedFile], lookup: WindowLookup | None = None) -> dict[bytes, np.ndarray]:
@@ -50,10 +83,10 @@ def codes_by_content(files: Sequence[IndexedFile], lookup: WindowLookup | None =
 
 
 def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, np.ndarray],
-               focus: Sequence[int] | None = None, local: dict[bytes, bytes] | None = None) -> list[Pair]:
+               focus: Sequence[int] | None = None, local: LocalFeatures | None = None) -> list[Pair]:
     """Verified perceptual pairs at or above `threshold`: any rotation or mirror, crops, tilts, whole frames;
-    upright pHash alone for rows without a thumbnail; with `local` (local_by_content() of `files`), also the
-    pairs local features find and their geometry verifies. `win`: codes_by_content() of `files`. `focus`
+    upright pHash alone for rows without a thumbnail; with `local` (the files' local features), also the pairs
+    local features find and their geometry verifies, and without the hash's pairs that geometry refutes. `win`: codes_by_content() of `files`. `focus`
     (positions in `files`): only the pairs with one of these, the same that the whole search finds for them."""
     import numpy as np
 
@@ -72,9 +105,14 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, 
 
         fulls, boxes = unpack_frames([files[with_thumb[r]].frame for r in framed])
         found += frame_pairs(thumbs, np.array(framed), fulls, boxes, max_dist, focus=rows)
-    if local and (rows is None or len(rows)):
-        found = _unrefuted([local.get(files[k].content_hash, b"") for k in with_thumb], thumbs, found)
-        found += _geometric_pairs([local.get(files[k].content_hash, b"") for k in with_thumb], thumbs, found,
+    if local is not None and (rows is None or len(rows)):
+        pictures = [files[k] for k in with_thumb]
+
+        def blobs(rows: list[int]) -> list[bytes]:
+            return local.blobs([pictures[r] for r in rows])
+
+        found = _unrefuted(blobs, thumbs, found)
+        found += _geometric_pairs(local.searched(pictures, local_searched(len(pictures))), blobs, thumbs, found,
                                   max_dist, rows)
     pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d)) for i, j, d in found]
     old = [k for k, f in enumerate(files) if not f.thumb]
@@ -91,12 +129,14 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, 
 VETO_FROM = 2
 
 
-def _unrefuted(blobs: list[bytes], thumbs: np.ndarray, found: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+def _unrefuted(blobs: Callable[[list[int]], list[bytes]], thumbs: np.ndarray,
+               found: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     """`found` less the pairs that local features refute (geometry.refuted), of those VETO_FROM bits apart or more
     and not closest as mirror images (ORB's descriptors do not match a mirror image's)."""
     import numpy as np
 
     from .geometry import refuted
+    from .pipeline import over_pairs
     from .windows import DIHEDRAL, orientation_codes
 
     weak = [k for k, (_a, _b, d) in enumerate(found) if d >= VETO_FROM]
@@ -108,37 +148,39 @@ def _unrefuted(blobs: list[bytes], thumbs: np.ndarray, found: list[tuple[int, in
     dist = np.unpackbits(codes[i] ^ codes[j, :1], axis=-1).sum(axis=-1)  # (pairs, 8): i turned against j upright
     mirrored = np.array([sum(t) % 2 == 1 for t in DIHEDRAL])[dist.argmin(axis=1)]
     keep = ~mirrored
-    drop = {weak[k] for k in np.flatnonzero(keep)[refuted(blobs, i[keep], j[keep])].tolist()}
+    (no,) = over_pairs(refuted, blobs, thumbs.reshape(-1, 32, 32), i[keep], j[keep])
+    drop = {weak[k] for k in np.flatnonzero(keep)[no].tolist()}
     return [p for k, p in enumerate(found) if k not in drop]
 
 
-def _geometric_pairs(blobs: list[bytes], thumbs: np.ndarray, found: list[tuple[int, int, int]], max_dist: int,
+def _geometric_pairs(searched: list[np.ndarray], blobs: Callable[[list[int]], list[bytes]], thumbs: np.ndarray,
+                     found: list[tuple[int, int, int]], max_dist: int,
                      focus: np.ndarray | None) -> list[tuple[int, int, int]]:
-    """Pairs (i, j, distance) that local features propose and their geometry verifies (geometry.py), among the
-    pictures with features `blobs` (b"": none), beyond the pairs already `found`."""
+    """Pairs (i, j, distance) that local features propose (`searched`: each picture's strongest descriptors) and
+    their geometry verifies (geometry.py; `blobs`: picture numbers -> packed features), beyond those `found`."""
     import numpy as np
 
     from .candidates import local_candidates
     from .geometry import geometric_distances
-    from .local import descriptors_of
+    from .pipeline import over_pairs
     from .verify import LOCAL_EDIT_BITS
 
-    i, j = local_candidates([descriptors_of(b) for b in blobs], focus=focus)
+    i, j = local_candidates(searched, focus=focus)
     known = {(a, b) for a, b, _d in found}
     new = np.array([(a, b) not in known for a, b in zip(i.tolist(), j.tolist())], bool)
     i, j = i[new], j[new]
-    ok, dist = geometric_distances(blobs, thumbs.reshape(-1, 32, 32), i, j, LOCAL_EDIT_BITS)
+    ok, dist = over_pairs(geometric_distances, blobs, thumbs.reshape(-1, 32, 32), i, j, LOCAL_EDIT_BITS)
     ok &= dist <= max_dist
     return list(zip(i[ok].tolist(), j[ok].tolist(), dist[ok].tolist()))
 
 
 def matches_of(query: IndexedFile, files: Sequence[IndexedFile], threshold: float,
-               lookup: WindowLookup | None = None, local: dict[bytes, bytes] | None = None,
+               lookup: WindowLookup | None = None, local: LocalFeatures | None = None,
                ) -> list[tuple[IndexedFile, float]]:
     """The files that hash_pairs pairs with `query` at `threshold`, most similar first: its byte copies (1.0),
     then what the search `dupes` makes finds for this one picture, so that a query and a report agree on every
-    pair. `lookup`: the index's window cache for `files` (the query's own codes are computed); `local`: local
-    features by content hash, the query's included."""
+    pair. `lookup`: the index's window cache for `files` (the query's own codes are computed); `local`: their
+    local features, the query's included."""
     same = [f for f in files if f.content_hash == query.content_hash]
     reps: dict[bytes, IndexedFile] = {}
     for f in files:  # one file per content, as dupes searches them
@@ -170,11 +212,14 @@ def clip_pairs(files: Sequence[IndexedFile], vectors: dict[int, np.ndarray], thr
 
 class Similarity:
     """The similarity of two files as a report shows it: 1.0 for the same bytes, else the CLIP cosine where both
-    have an embedding (`vectors`), else the closest pHash match over every transform the search allows."""
+    have an embedding (`vectors`), else the closest pHash match over every transform the search allows, local
+    features' geometry included (`local`: local_by_content())."""
 
-    def __init__(self, vectors: dict[int, np.ndarray] | None = None, win: dict[bytes, np.ndarray] | None = None):
+    def __init__(self, vectors: dict[int, np.ndarray] | None = None, win: dict[bytes, np.ndarray] | None = None,
+                 local: LocalFeatures | None = None):
         self._vectors = vectors or {}
         self._win = win or {}
+        self._local = local
 
     def __call__(self, a: IndexedFile, b: IndexedFile) -> float:
         if a.content_hash == b.content_hash:
@@ -187,9 +232,20 @@ class Similarity:
     def by_hash(self, a: IndexedFile, b: IndexedFile) -> float:
         if not (a.thumb and b.thumb):
             return similarity(a.phash, b.phash)
-        from .verify import best_distance, frame_distance
+        from .verify import LOCAL_EDIT_BITS, best_distance, frame_distance
 
         distance = best_distance(a.thumb, b.thumb, self._win.get(a.content_hash), self._win.get(b.content_hash))
         if a.frame or b.frame:  # a trimmed image may match only as a whole frame (verify.frame_pairs)
             distance = min(distance, frame_distance(a.thumb, a.frame, b.thumb, b.frame))
+        blobs = self._local.blobs([a, b]) if self._local is not None and distance > 1 else []
+        if blobs and all(blobs):  # the geometry of local features, as the search verifies it
+            import numpy as np
+
+            from .geometry import geometric_distances
+
+            thumbs = np.frombuffer(a.thumb + b.thumb, np.uint8).reshape(2, 32, 32)
+            one = np.array([0])
+            ok, found = geometric_distances(blobs, thumbs, one, one + 1, LOCAL_EDIT_BITS)
+            if ok[0]:
+                distance = min(distance, int(found[0]))
         return similarity_of_distance(distance)

@@ -226,6 +226,44 @@ def window_codes(thumbs, runner: Runner | None = None, workers: int | None = Non
     return np.concatenate([parts[k] for k in range(len(tasks))])
 
 
+PAIR_CHUNK = 1024  # candidate pairs per task of geometric verification at most: about half a second of work
+IN_PROCESS_PAIRS = 4096  # fewer are verified in this process, faster than starting workers
+
+
+def over_pairs(fn: Callable, blobs: Callable[[list[int]], list[bytes]], thumbs, i, j, *args,
+               runner: Runner | None = None, workers: int | None = None) -> tuple:
+    """fn(blobs, thumbs, i, j, *args) -> one array per pair (or a tuple of them), for the pairs (i[k], j[k]) of
+    pictures with thumbnails `thumbs`, across worker processes. `blobs`: picture numbers -> their packed local
+    features, read task by task, so that each task carries only its own pictures' and no more than a few tasks'
+    are in memory at once. Returns a tuple of arrays."""
+    import numpy as np
+
+    n, w = len(i), workers or default_workers()
+    if n < IN_PROCESS_PAIRS or w <= 1:
+        pics, ends = np.unique(np.concatenate((i, j)), return_inverse=True)
+        out = fn(blobs(pics.tolist()), thumbs[pics], ends[:n], ends[n:], *args)
+        return out if isinstance(out, tuple) else (out,)
+    size = max(256, min(PAIR_CHUNK, -(-n // (4 * w))))
+    starts = range(0, n, size)
+
+    def tasks():
+        for k, s in enumerate(starts):
+            pics, ends = np.unique(np.concatenate((i[s : s + size], j[s : s + size])), return_inverse=True)
+            half = len(ends) // 2
+            yield k, fn, blobs(pics.tolist()), thumbs[pics], ends[:half], ends[half:], args
+
+    parts: dict[int, tuple] = {}
+    for k, out in (runner or make_runner(w)).map(_pair_task, tasks()):
+        parts[k] = out
+    return tuple(np.concatenate([parts[k][c] for k in range(len(starts))]) for c in range(len(parts[0])))
+
+
+def _pair_task(task: tuple) -> tuple:
+    k, fn, blobs, thumbs, i, j, args = task
+    out = fn(blobs, thumbs, i, j, *args)
+    return k, out if isinstance(out, tuple) else (out,)
+
+
 def chunks(refs: Sequence[FileRef], size: int = CHUNK_SIZE) -> Iterator[list[FileRef]]:
     for i in range(0, len(refs), size):
         yield list(refs[i : i + size])

@@ -1,0 +1,77 @@
+"""Local features: copies a whole-picture hash cannot see (heavy off-centre crops, a picture on a larger canvas
+among other things, a turn with filled corners) are found by dupes and by query alike, decided by geometry; a
+look-alike is refuted by it."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from simfind.geometry import refuted
+from simfind.local import FEATURES, extract, unpack
+
+from .conftest import group_paths, save
+
+
+def textured(seed: int, size: tuple[int, int] = (900, 600), shapes: int | None = None) -> Image.Image:
+    """A picture with many corners: a colour field under a hundred sharp shapes of every size, distinct per seed
+    (`shapes`: other shapes on the same field)."""
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray((rng.random((4, 6, 3)) * 255).astype(np.uint8), "RGB").resize(size, Image.BICUBIC)
+    rng = np.random.default_rng(seed if shapes is None else shapes)
+    draw = ImageDraw.Draw(img)
+    w, h = size
+    for _ in range(100):
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        x1, y1 = x0 + int(rng.integers(8, w // 5)), y0 + int(rng.integers(8, h // 5))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        shape = (draw.ellipse, draw.rectangle, draw.polygon)[int(rng.integers(0, 3))]
+        if shape is draw.polygon:
+            shape([(x0, y0), (x1, y0 + (y1 - y0) // 3), (x0 + (x1 - x0) // 2, y1)], fill=colour)
+        else:
+            shape([x0, y0, x1, y1], fill=colour)
+    return img
+
+
+def _grey(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("L"))
+
+
+def test_features_round_trip_as_fractions_of_the_picture():
+    blob = extract(_grey(textured(1)))
+    xy, descriptors, (w, h) = unpack(blob)
+    assert 100 <= len(xy) <= FEATURES and descriptors.shape == (len(xy), 32)
+    assert max(w, h) == 320 and (xy >= 0).all() and (xy <= 1).all()
+    assert extract(np.full((400, 300), 128, np.uint8)) == b""  # flat: nothing to match on
+
+
+def test_geometry_refutes_a_look_alike_and_not_a_copy():
+    base = textured(2)
+    copy = base.resize((600, 400)).convert("L")
+    look_alike = textured(2, shapes=5)  # the same field, other things on it
+    blobs = [extract(_grey(p)) for p in (base, copy, look_alike, textured(3))]
+    no = refuted(blobs, np.zeros((4, 32, 32), np.uint8), np.array([0, 0, 0]), np.array([1, 2, 3]))
+    assert no.tolist() == [False, True, True]
+
+
+def test_heavy_crops_canvases_and_turns_group_with_their_original_and_a_query_finds_it(tmp_path, cli):
+    photos = tmp_path / "photos"
+    original = textured(10)
+    save(original, photos / "original.jpg", quality=92)
+    save(original.crop((300, 150, 300 + 495, 150 + 360)), photos / "crop.jpg", quality=85)  # 55% x 60%, off-centre
+    canvas = textured(99, (1400, 1100))  # other pictures all around it, as on a page or a screen
+    canvas.paste(original.resize((840, 560)), (400, 300))  # 60% of the width
+    save(canvas, photos / "canvas.jpg", quality=85)
+    turned = original.rotate(7, resample=Image.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+    save(turned, photos / "turned.png")
+    for seed in range(20, 26):
+        save(textured(seed), photos / f"other{seed}.jpg", quality=90)
+    assert cli("index", photos, "--quiet", "--no-clip").exit_code == 0
+    d = cli.json("dupes")
+    assert group_paths(d) == [{"original.jpg", "crop.jpg", "canvas.jpg", "turned.png"}]
+    members = {f["path"].rsplit("/", 1)[-1]: f["similarity"] for f in d["groups"][0]["files"]}
+    assert members["original.jpg"] >= 0.9 and max(members.values()) == 1.0  # geometry undone, never "identical"
+    assert sorted(members.values()).count(1.0) == 1
+    for copy in ("crop.jpg", "canvas.jpg", "turned.png"):
+        q = cli.json("query", photos / copy, "--exclude-self")
+        assert "original.jpg" in [m["path"].rsplit("/", 1)[-1] for m in q["results"]], copy
