@@ -19,7 +19,6 @@ from .pairs import (
     LocalFeatures,
     Similarity,
     clip_pairs,
-    codes_by_content,
     hash_pairs,
     matches_of,
 )
@@ -96,10 +95,6 @@ def _update(idx: IndexDir, roots: list[str], found: ScanResult, model: LazyModel
     try:
         if catalog.counts()["embedded"] and (todo.added or todo.updated or todo.removals or embedded):
             idx.vectors()  # built now, so that the next query does not pay for it
-        if todo.added or todo.updated or todo.removals or todo.renames:  # window hashes too, on every core
-            from .pipeline import window_codes
-
-            idx.refresh_windows(partial(window_codes, runner=runner, workers=workers))
     except KeyboardInterrupt:  # every file is in: the derived files are built again when a search needs them
         raise Interrupted(interrupted(len(todo.todo), len(todo.todo))) from None
     failures = (*found.failures, *failed)
@@ -174,14 +169,13 @@ def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: 
 def _groups_of(idx: IndexDir, files, mode: str, threshold: float, vectors: dict, keeper) -> list:
     nodes = by_content(files)
     reps = [n[0] for n in nodes]
-    pairs, win, local = [], {}, None
+    pairs, local = [], None
     if mode in ("hash", "auto") and len(nodes) > 1:
-        win = codes_by_content(reps, idx.window_codes)
         local = LocalFeatures(idx.catalog.local_features)
-        pairs += hash_pairs(reps, threshold if mode == "hash" else DEFAULT_HASH_THRESHOLD, win, local=local)
+        pairs += hash_pairs(reps, threshold if mode == "hash" else DEFAULT_HASH_THRESHOLD, local=local)
     if mode in ("clip", "auto") and vectors:
         pairs += clip_pairs(reps, vectors, threshold)
-    return make_groups(nodes, pairs, keeper=keeper, similarity=Similarity(vectors, win, local))
+    return make_groups(nodes, pairs, keeper=keeper, similarity=Similarity(vectors, local))
 
 
 def _gone_notice(n: int) -> str:
@@ -256,7 +250,7 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
                              q.thumb, q.content_pixels, q.frame or None)
             files = catalog.indexed_files()
             local = LocalFeatures(catalog.local_features, {q.content_hash: q.local})
-            found = matches_of(me, files, threshold, idx.window_codes, local)
+            found = matches_of(me, files, threshold, local)
 
             def ranked(n: int) -> list[tuple[IndexedFile, float]]:
                 return found[:n]

@@ -1,6 +1,7 @@
-"""Candidate pairs: images whose codes (windows.py) lie within a hamming distance, from FAISS range searches.
+"""Candidate pairs: images whose pHash over rotations and mirrors (orientations.py) lie within a hamming distance,
+from FAISS range searches, and images that share many local-feature words (local.py).
 
-A candidate is only a suspicion: verify.py checks it on the thumbnails. Every search runs through knn.py.
+A candidate is only a suspicion: verify.py and geometry.py check it. Every FAISS search runs through knn.py.
 """
 
 from __future__ import annotations
@@ -10,21 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .knn import binary_range
-from .windows import (
-    DIHEDRAL,
-    THUMB_SIDE,
-    all_window_codes,
-    orientation_codes,
-    upright_codes,
-    windows_per_image,
-)
+from .orientations import DIHEDRAL, THUMB_SIDE, orientation_codes, upright_codes
 
 
 @dataclass(frozen=True)
 class Candidates:
     """Candidate pairs as columns: image `dst` looks like image `src` seen through `transform` (0-7: rotation or
-    mirror number, as in DIHEDRAL; 8 on: window `transform - 8` of src, a crop window or past them a tilt), at pHash
-    distance `distance`."""
+    mirror number, as in DIHEDRAL), at pHash distance `distance`."""
 
     src: np.ndarray
     dst: np.ndarray
@@ -55,43 +48,26 @@ def closest_per_key(key: np.ndarray, distance: np.ndarray) -> np.ndarray:
 ORIENT_IVF_FROM = 20_000
 
 
-def candidates(thumbs: np.ndarray, max_distance: int, *, crops: bool = True,
-               windows: np.ndarray | None = None, focus: np.ndarray | None = None) -> Candidates:
+def candidates(thumbs: np.ndarray, max_distance: int, *, focus: np.ndarray | None = None) -> Candidates:
     """The closest hash match of every pair of images within `max_distance` bits, allowing for any rotation or
-    mirror and (with `crops`) for one being a crop of the other, from FAISS binary range searches: per pair, the
-    closest rotation/mirror and the closest crop window (an overlay can make a window that leaves it out hash
-    closer than the whole picture, which still lines up better). `windows` (all_window_codes of `thumbs`) may
-    come from a cache. `focus` (rows): only the pairs with one of these images, searched both ways, as a query
-    asks: the same pairs the whole search finds for them."""
+    mirror, from FAISS binary range searches. `focus` (rows): only the pairs with one of these images, searched
+    both ways, as a query asks: the same pairs the whole search finds for them."""
     thumbs = np.asarray(thumbs, dtype=np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE)
     empty = np.zeros(0, np.int64)
     columns = [(empty, empty, empty, empty)]
     if len(thumbs) >= 2:
         orient_codes = orientation_codes(thumbs)  # (n, 8, 8)
-        per = windows_per_image()
-        if crops:
-            windows = (all_window_codes(thumbs) if windows is None else windows).reshape(-1, 8)
         if focus is None:
             # orientation k of image i against the upright hash of image j
             q, j, dist = binary_range(orient_codes[:, 0], orient_codes.reshape(-1, 8), max_distance,
                                       ivf_from=ORIENT_IVF_FROM)
             columns.append((q // len(DIHEDRAL), j, dist, q % len(DIHEDRAL)))
-            if crops:
-                # image j whole against every window of image i: j is a crop of i
-                j, wi, dist = binary_range(windows, orient_codes[:, 0], max_distance)
-                columns.append((wi // per, j, dist, len(DIHEDRAL) + wi % per))
         else:
             focus = np.asarray(focus, dtype=np.int64)
             q, j, dist = binary_range(orient_codes[:, 0], orient_codes[focus].reshape(-1, 8), max_distance)
             columns.append((focus[q // len(DIHEDRAL)], j, dist, q % len(DIHEDRAL)))
             q, f, dist = binary_range(orient_codes[focus, 0], orient_codes.reshape(-1, 8), max_distance)
             columns.append((q // len(DIHEDRAL), focus[f], dist, q % len(DIHEDRAL)))
-            if crops:
-                own = windows.reshape(len(thumbs), per, 8)[focus].reshape(-1, 8)
-                j, wi, dist = binary_range(own, orient_codes[:, 0], max_distance)
-                columns.append((focus[wi // per], j, dist, len(DIHEDRAL) + wi % per))
-                f, wi, dist = binary_range(windows, orient_codes[focus, 0], max_distance)
-                columns.append((wi // per, focus[f], dist, len(DIHEDRAL) + wi % per))
     parts = []
     for src, dst, dist, transform in columns:
         keep = src != dst

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from .local import opencv, unpack
+from .orientations import THUMB_SIDE, distances, upright_codes
 from .verify import LOCAL_EDIT_AGREEMENT, VERIFY_AGREEMENT, agreement, local_agreement
-from .windows import THUMB_SIDE, distances, upright_codes
 
 # More matches under one map than unrelated pictures reach: of 500 random pairs of different photos none had more
 # than 9 (bench/results/2026-12-02-local-probe.md).

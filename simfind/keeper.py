@@ -108,8 +108,8 @@ def edited_copies(files: Sequence[IndexedFile]) -> set[int]:
       inside that region by more than the copies that line up differ anywhere."""
     import numpy as np
 
+    from .orientations import DIHEDRAL, THUMB_SIDE, orient
     from .verify import LOCAL_EDIT_AGREEMENT, VERIFY_AGREEMENT, agreement, local_agreement
-    from .windows import DIHEDRAL, THUMB_SIDE, orient
 
     distinct: dict[bytes, list[IndexedFile]] = {}
     for f in files:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-# Above this many codes a binary range search goes through an IVF index: the crop-window search holds a few
-# hundred codes per image, and an exact scan of every image against every window grows with the square of the
-# collection; the IVF keeps nearly every candidate within the threshold (bench/bench_quality.py checks it).
-BINARY_IVF_FROM = 3_000_000  # codes: about 18,000 images
+# Above this many codes a binary range search goes through an IVF index by default: an exact scan grows with the
+# square of the collection; the IVF keeps nearly every candidate within the threshold. Callers searching several
+# codes per image (the 8 rotations and mirrors) pass their own limit.
+BINARY_IVF_FROM = 3_000_000
 EXACT_PAIRS_UP_TO = 20_000  # vectors: above this, CLIP pairs come from an IVF index (approximate, far faster)
 IVF_FROM = 50_000  # vectors: below it an exact scan answers a query about as fast as an IVF index
 

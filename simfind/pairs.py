@@ -1,7 +1,7 @@
 """Indexed files -> verified similar pairs, from every signal the index has, and the similarity of any two files.
 
-Signals: the perceptual hash of thumbnails over rotations, mirrors, crop windows, tilts and whole frames (found by
-candidates.py, checked by verify.py), and the cosine of CLIP embeddings where the index has them. Rows from an
+Signals: the perceptual hash of thumbnails over rotations, mirrors and whole frames (found by candidates.py,
+checked by verify.py), local features for crops, turns, canvases and screenshots (candidates.py, geometry.py), and the cosine of CLIP embeddings where the index has them. Rows from an
 index older than the thumbnail are matched upright by their stored pHash alone until they are indexed again.
 """
 
@@ -22,7 +22,6 @@ DEFAULT_HASH_THRESHOLD = 0.9
 DEFAULT_CLIP_THRESHOLD = 0.95
 
 Pair = tuple[int, int, float]  # (i, j, similarity): positions in the list of files given
-WindowLookup = Callable[[list[int]], "np.ndarray | None"]  # catalog ids -> cached window codes, or None
 LocalLookup = Callable[[list[int]], dict[int, bytes]]  # catalog ids -> packed local features of those that have any
 
 
@@ -65,28 +64,11 @@ class LocalFeatures:
         return out
 
 
-def codes_by_content(files: Sequence[IndexedFile], lookup: WindowLookup | None = None) -> dict[bytes, np.ndarray]:
-    """content hash -> crop-window codes (W, 8) of each file with a thumbnail: from `lookup` (the index's cache)
-    where it has them all, else computed from the thumbnails. Computed once per report, used for both the pair
-    search and each member's similarity to its keeper."""
-    import numpy as np
-
-    from .windows import all_window_codes
-
-    files = [f for f in files if f.thumb]
-    if not files:
-        return {}
-    codes = lookup([f.id for f in files]) if lookup else None
-    if codes is None:
-        codes = all_window_codes(np.frombuffer(b"".join(f.thumb for f in files), dtype=np.uint8))
-    return {f.content_hash: c for f, c in zip(files, codes)}
-
-
-def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, np.ndarray],
-               focus: Sequence[int] | None = None, local: LocalFeatures | None = None) -> list[Pair]:
-    """Verified perceptual pairs at or above `threshold`: any rotation or mirror, crops, tilts, whole frames;
+def hash_pairs(files: Sequence[IndexedFile], threshold: float, focus: Sequence[int] | None = None,
+               local: LocalFeatures | None = None) -> list[Pair]:
+    """Verified perceptual pairs at or above `threshold`: any rotation or mirror, whole frames;
     upright pHash alone for rows without a thumbnail; with `local` (the files' local features), also the pairs
-    local features find and their geometry verifies, and without the hash's pairs that geometry refutes. `win`: codes_by_content() of `files`. `focus`
+    local features find and their geometry verifies, and without the hash's pairs that geometry refutes. `focus`
     (positions in `files`): only the pairs with one of these, the same that the whole search finds for them."""
     import numpy as np
 
@@ -96,9 +78,8 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, win: dict[bytes, 
     max_dist = max_distance(threshold)
     with_thumb = [k for k, f in enumerate(files) if f.thumb]
     thumbs = np.frombuffer(b"".join(files[k].thumb for k in with_thumb), dtype=np.uint8)
-    codes = np.stack([win[files[k].content_hash] for k in with_thumb]) if with_thumb else None
     rows = None if focus is None else np.flatnonzero(np.isin(with_thumb, list(focus)))
-    found = near_pairs(thumbs, max_dist, windows=codes, focus=rows) if rows is None or len(rows) else []
+    found = near_pairs(thumbs, max_dist, focus=rows) if rows is None or len(rows) else []
     framed = [r for r, k in enumerate(with_thumb) if files[k].frame]
     if framed and (rows is None or len(rows)):
         from .hashing import unpack_frames
@@ -136,8 +117,8 @@ def _unrefuted(blobs: Callable[[list[int]], list[bytes]], thumbs: np.ndarray,
     import numpy as np
 
     from .geometry import refuted
+    from .orientations import DIHEDRAL, orientation_codes
     from .pipeline import over_pairs
-    from .windows import DIHEDRAL, orientation_codes
 
     weak = [k for k, (_a, _b, d) in enumerate(found) if d >= VETO_FROM]
     if not weak:
@@ -175,22 +156,18 @@ def _geometric_pairs(searched: list[np.ndarray], blobs: Callable[[list[int]], li
 
 
 def matches_of(query: IndexedFile, files: Sequence[IndexedFile], threshold: float,
-               lookup: WindowLookup | None = None, local: LocalFeatures | None = None,
-               ) -> list[tuple[IndexedFile, float]]:
+               local: LocalFeatures | None = None) -> list[tuple[IndexedFile, float]]:
     """The files that hash_pairs pairs with `query` at `threshold`, most similar first: its byte copies (1.0),
     then what the search `dupes` makes finds for this one picture, so that a query and a report agree on every
-    pair. `lookup`: the index's window cache for `files` (the query's own codes are computed); `local`: their
-    local features, the query's included."""
+    pair. `local`: their local features, the query's included."""
     same = [f for f in files if f.content_hash == query.content_hash]
     reps: dict[bytes, IndexedFile] = {}
     for f in files:  # one file per content, as dupes searches them
         if f.content_hash != query.content_hash:
             reps.setdefault(f.content_hash, f)
     others = list(reps.values())
-    win = codes_by_content(others, lookup)
-    win.update(codes_by_content([query]))
     best: dict[bytes, float] = {}
-    for i, j, sim in hash_pairs([*others, query], threshold, win, focus=[len(others)], local=local):
+    for i, j, sim in hash_pairs([*others, query], threshold, focus=[len(others)], local=local):
         content = others[i if j == len(others) else j].content_hash
         best[content] = max(sim, best.get(content, 0.0))
     found = [(f, best[f.content_hash]) for f in files if f.content_hash in best]
@@ -213,12 +190,10 @@ def clip_pairs(files: Sequence[IndexedFile], vectors: dict[int, np.ndarray], thr
 class Similarity:
     """The similarity of two files as a report shows it: 1.0 for the same bytes, else the CLIP cosine where both
     have an embedding (`vectors`), else the closest pHash match over every transform the search allows, local
-    features' geometry included (`local`: local_by_content())."""
+    features' geometry included (`local`)."""
 
-    def __init__(self, vectors: dict[int, np.ndarray] | None = None, win: dict[bytes, np.ndarray] | None = None,
-                 local: LocalFeatures | None = None):
+    def __init__(self, vectors: dict[int, np.ndarray] | None = None, local: LocalFeatures | None = None):
         self._vectors = vectors or {}
-        self._win = win or {}
         self._local = local
 
     def __call__(self, a: IndexedFile, b: IndexedFile) -> float:
@@ -234,7 +209,7 @@ class Similarity:
             return similarity(a.phash, b.phash)
         from .verify import LOCAL_EDIT_BITS, best_distance, frame_distance
 
-        distance = best_distance(a.thumb, b.thumb, self._win.get(a.content_hash), self._win.get(b.content_hash))
+        distance = best_distance(a.thumb, b.thumb)
         if a.frame or b.frame:  # a trimmed image may match only as a whole frame (verify.frame_pairs)
             distance = min(distance, frame_distance(a.thumb, a.frame, b.thumb, b.frame))
         blobs = self._local.blobs([a, b]) if self._local is not None and distance > 1 else []

@@ -201,31 +201,6 @@ def make_runner(workers: int | None, overlap: bool = False, work_bytes: int | No
     return JoblibRunner(n)
 
 
-WINDOW_CHUNK = 2048  # thumbnails per task of window hashes at most: about 1 s of work
-WINDOW_CHUNK_MIN = 256  # and at least: fewer are hashed in this process, faster than handing them out
-
-
-def window_codes(thumbs, runner: Runner | None = None, workers: int | None = None):
-    """windows.all_window_codes of many thumbnails across worker processes (`runner`, or a pool of `workers`),
-    in tasks of about a quarter of a worker's share, so that every worker has work to the end; in this process
-    when they fit in one small task."""
-    import numpy as np
-
-    from .windows import all_window_codes, numbered_window_codes
-
-    n = len(thumbs)
-    share = -(-n // (4 * (workers or default_workers())))
-    size = max(WINDOW_CHUNK_MIN, min(WINDOW_CHUNK, share))
-    if n <= size:
-        return all_window_codes(thumbs)
-    runner = runner or make_runner(workers)
-    parts: dict[int, np.ndarray] = {}
-    tasks = [(k, thumbs[s : s + size]) for k, s in enumerate(range(0, n, size))]
-    for k, codes in runner.map(numbered_window_codes, tasks):
-        parts[k] = codes
-    return np.concatenate([parts[k] for k in range(len(tasks))])
-
-
 PAIR_CHUNK = 1024  # candidate pairs per task of geometric verification at most: about half a second of work
 IN_PROCESS_PAIRS = 4096  # fewer are verified in this process, faster than starting workers
 

@@ -2,8 +2,7 @@
 
 The catalog (SQLite) is the source of truth. Beside it, files derived from it are kept per catalog revision
 (`meta.embeddings_rev`, bumped by every write that changes a vector or a thumbnail): the CLIP index
-`clip-<rev>.faiss` and the crop-window codes `windows-<rev>.npz`. Each is written atomically, older revisions
-are dropped, and one that is missing, behind or unreadable is rebuilt from the catalog; in a read-only folder
+`clip-<rev>.faiss`. It is written atomically, older revisions are dropped, and one that is missing, behind or unreadable is rebuilt from the catalog; in a read-only folder
 it is rebuilt in memory and not saved.
 """
 
@@ -12,20 +11,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from .atomic import write_atomically
 from .catalog import CATALOG_NAME, Catalog, damage_error, is_damage
 from .errors import IndexMissing, IndexReadOnly
 from .lock import WriterLock, writer_lock
 
-if TYPE_CHECKING:
-    import numpy as np
-
 VECTOR_PREFIX = "clip-"
 VECTOR_SUFFIX = ".faiss"
-WINDOWS_PREFIX = "windows-"
-WINDOWS_SUFFIX = ".npz"
+# crop-window codes an earlier simfind kept beside the catalog; removed by the next command that writes the index
+STALE_PREFIX, STALE_SUFFIX = "windows-", ".npz"
 
 
 def default_index_dir() -> str:
@@ -46,7 +41,7 @@ def _set_aside(path: str, notify: Callable[[str], None]) -> None:
                 os.replace(catalog + suffix, aside + suffix)
         notify(f"the old catalog is set aside as {aside}; indexing from blank")
     for name in os.listdir(path):
-        if name.startswith((VECTOR_PREFIX, WINDOWS_PREFIX)) and name.endswith((VECTOR_SUFFIX, WINDOWS_SUFFIX)):
+        if name.startswith((VECTOR_PREFIX, STALE_PREFIX)) and name.endswith((VECTOR_SUFFIX, STALE_SUFFIX)):
             os.unlink(os.path.join(path, name))
 
 
@@ -57,7 +52,6 @@ class IndexDir:
         self.path = path
         self.catalog = catalog
         self._lock = lock
-        self._windows: tuple[int, np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def open(cls, path: str, *, write: bool = False, rebuild: bool = False,
@@ -81,7 +75,11 @@ class IndexDir:
         try:
             if rebuild:
                 _set_aside(path, notify)
-            return cls(path, Catalog.open(path, create=True), lock)
+            idx = cls(path, Catalog.open(path, create=True), lock)
+            for name in os.listdir(path):
+                if name.startswith(STALE_PREFIX) and name.endswith(STALE_SUFFIX):
+                    os.unlink(os.path.join(path, name))
+            return idx
         except BaseException:
             lock.release()
             raise
@@ -134,57 +132,6 @@ class IndexDir:
         older = self._older(VECTOR_PREFIX, VECTOR_SUFFIX, current)
         return read_index(older[0]) if older else None
 
-    # -- crop-window codes -------------------------------------------------------------------------------------
-
-    def window_codes(self, ids) -> np.ndarray | None:
-        """The crop-window codes (len(ids), W, 8) of files by catalog id, from the revision's cache (computed once
-        per revision: window hashes cost more than the search they feed); None when the catalog moved on under
-        a reader and the cache lacks some (the caller computes them from the thumbnails)."""
-        import numpy as np
-
-        all_ids, codes = self._all_window_codes()
-        row = {int(i): r for r, i in enumerate(all_ids.tolist())}
-        if not all(int(i) in row for i in ids):
-            return None
-        return codes[np.fromiter((row[int(i)] for i in ids), dtype=np.int64, count=len(ids))]
-
-    def refresh_windows(self, compute: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
-        """Write this revision's window-code cache now (`index` does, so that `dupes` only searches): codes of
-        contents the previous revision's cache holds are taken from it, the rest computed by `compute`
-        (thumbnails -> codes, e.g. across worker processes; windows.all_window_codes by default)."""
-        self._all_window_codes(compute)
-
-    def _all_window_codes(self, compute: Callable[[np.ndarray], np.ndarray] | None = None
-                          ) -> tuple[np.ndarray, np.ndarray]:
-        import numpy as np
-
-        from .windows import all_window_codes, windows_per_image
-
-        rev = self.revision
-        if self._windows is not None and self._windows[0] == rev:
-            return self._windows[1], self._windows[2]
-        path = self._derived(WINDOWS_PREFIX, WINDOWS_SUFFIX)
-        loaded = _read_windows(path)
-        if loaded is None:
-            ids, contents, thumbs = self.catalog.thumbs()
-            codes = np.zeros((len(ids), windows_per_image(), 8), np.uint8)
-            todo = np.ones(len(ids), bool)
-            older = self._older(WINDOWS_PREFIX, WINDOWS_SUFFIX, path)
-            previous = _read_windows(older[0]) if older else None
-            if previous is not None and len(previous) == 3:  # the codes of unchanged contents are reused
-                row = {c: r for r, c in enumerate(previous[2].tolist())}
-                hits = [(r, row[c]) for r, c in enumerate(contents.tolist()) if c in row]
-                if hits:
-                    mine, theirs = (np.array(x, np.int64) for x in zip(*hits))
-                    codes[mine] = previous[1][theirs]
-                    todo[mine] = False
-            if todo.any():
-                codes[todo] = (compute or all_window_codes)(thumbs[todo])
-            loaded = ids, codes
-            self._save(path, WINDOWS_PREFIX, lambda tmp: _savez(tmp, ids=ids, codes=codes, contents=contents))
-        self._windows = (rev, loaded[0], loaded[1])
-        return loaded[0], loaded[1]
-
     def _older(self, prefix: str, suffix: str, current: str) -> list[str]:
         """Derived files of older revisions (`prefix`REV`suffix`), newest first."""
         older = []
@@ -213,27 +160,3 @@ class IndexDir:
                     os.unlink(os.path.join(self.path, name))
                 except OSError:
                     pass
-
-
-def _read_windows(path: str) -> tuple | None:
-    """(ids, codes) or (ids, codes, contents) from a window-code cache file; None where it is missing, unreadable
-    or written by a simfind with other windows."""
-    import numpy as np
-
-    from .windows import windows_per_image
-
-    try:
-        with np.load(path) as data:
-            if data["codes"].shape[1:2] != (windows_per_image(),):
-                return None
-            found = data["ids"], data["codes"]
-            return (*found, data["contents"]) if "contents" in data else found
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _savez(path: str, **arrays) -> None:
-    import numpy as np
-
-    with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a bare temp name
-        np.savez(fh, **arrays)

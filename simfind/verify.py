@@ -1,7 +1,7 @@
 """Verification: a candidate pair is kept only when the two thumbnails agree after the matched transform.
 
 Two different photos can share a 64-bit hash; they rarely share pixels. The check is the normalised
-cross-correlation of the thumbnails (16x16 means) after the candidate's rotation, crop window or tilt, and, for
+cross-correlation of the thumbnails (16x16 means) after the candidate's rotation or mirror, and, for
 local edits (a caption, a logo, an overlay), the same over the part of the picture that did not change.
 """
 
@@ -11,22 +11,11 @@ import numpy as np
 
 from .candidates import candidates, closest_per_pair, frame_candidates
 from .hashing import unpack_frames
-from .windows import (
-    DIHEDRAL,
-    THUMB_SIDE,
-    crop_windows,
-    distances,
-    orientation_codes,
-    sampling_matrices,
-    transformed,
-    upright_codes,
-    window_codes,
-)
+from .orientations import THUMB_SIDE, distances, orient, orientation_codes, sampling_matrices, upright_codes
 
-# Two thumbnails that agree this well (normalised cross-correlation at 16x16, after the matched rotation or crop
-# window) show the same picture; below it a hash collision is rejected. Tuned on bench/bench_quality.py.
+# Two thumbnails that agree this well (normalised cross-correlation at 16x16, after the matched rotation, or over
+# the region a geometric fit matched) show the same picture; below it a hash collision is rejected.
 VERIFY_AGREEMENT = 0.85
-TILT_AGREEMENT = 0.93
 _POOLED = (THUMB_SIDE // 2) ** 2  # cells agreement() compares
 
 # Local edits (a caption, a logo, a watermark) move pHash further than the threshold allows: candidates up to
@@ -91,23 +80,20 @@ def aligned(thumbs: np.ndarray, src: np.ndarray, dst: np.ndarray, transform: np.
     seen_as = np.empty((len(src), THUMB_SIDE, THUMB_SIDE), np.float32)
     order = np.argsort(transform, kind="stable")
     cuts = np.flatnonzero(np.diff(transform[order])) + 1
-    for rows in np.split(order, cuts):  # one batched transform per rotation or window
+    for rows in np.split(order, cuts):  # one batched transform per rotation or mirror
         if len(rows):
-            t = int(transform[rows[0]])
-            kind, detail = ("orient", t) if t < len(DIHEDRAL) else ("crop", t - len(DIHEDRAL))
-            seen_as[rows] = transformed(thumbs[src[rows]].astype(np.float32), kind, detail)
+            seen_as[rows] = orient(thumbs[src[rows]].astype(np.float32), int(transform[rows[0]]))
     return seen_as, thumbs[dst].astype(np.float32)
 
 
-def near_pairs(thumbs: np.ndarray, max_distance: int, *, crops: bool = True, verify: float = VERIFY_AGREEMENT,
-               windows: np.ndarray | None = None, local_bits: int = LOCAL_EDIT_BITS,
-               focus: np.ndarray | None = None) -> list[tuple[int, int, int]]:
+def near_pairs(thumbs: np.ndarray, max_distance: int, *, verify: float = VERIFY_AGREEMENT,
+               local_bits: int = LOCAL_EDIT_BITS, focus: np.ndarray | None = None) -> list[tuple[int, int, int]]:
     """Verified pairs (i, j, distance), i < j: candidates() within `max_distance` that pass the thumbnail check,
     at their hamming distance, and local edits: candidates up to `local_bits` further whose thumbnails agree
     almost exactly outside one region (local_agreement), at their distance less `local_bits` (the edit is
     credited: what it left unchanged is what they are compared on). The distance of a pair is the same whatever
     `max_distance` it is searched within. `focus`: only the pairs with one of these rows (a query)."""
-    cands = candidates(thumbs, max_distance + local_bits, crops=crops, windows=windows, focus=focus)
+    cands = candidates(thumbs, max_distance + local_bits, focus=focus)
     src, dst, dist, transform = cands.src, cands.dst, cands.distance, cands.transform
     ok = np.zeros(len(cands), bool)
     credited = dist.copy()
@@ -115,8 +101,7 @@ def near_pairs(thumbs: np.ndarray, max_distance: int, *, crops: bool = True, ver
         part = slice(start, start + _VERIFY_CHUNK)
         seen_as, other = aligned(thumbs, src[part], dst[part], transform[part])
         plain = agreement(seen_as, other)
-        tilt = transform[part] >= len(DIHEDRAL) + crop_windows()
-        good = plain >= np.where(tilt, max(verify, TILT_AGREEMENT), verify)
+        good = plain >= verify
         # every candidate that may be a local edit is checked as one, whether or not the plain check passed, so
         # that its credited distance does not depend on the distance searched within
         rest = np.flatnonzero(plain >= _LOCAL_PREFILTER)
@@ -174,14 +159,9 @@ def frame_distance(thumb_a: bytes, frame_a: bytes | None, thumb_b: bytes, frame_
     return int(distances(codes[:1], codes[1])[0])
 
 
-def best_distance(thumb_a: bytes | np.ndarray, thumb_b: bytes | np.ndarray,
-                  windows_a: np.ndarray | None = None, windows_b: np.ndarray | None = None) -> int:
-    """The smallest pHash distance between two images over rotations/mirrors and crop windows (either way).
-    Their window codes (window_codes) may be passed in where they are already known."""
+def best_distance(thumb_a: bytes | np.ndarray, thumb_b: bytes | np.ndarray) -> int:
+    """The smallest pHash distance between two images over rotations and mirrors."""
     pair = np.stack([np.frombuffer(t, np.uint8) if isinstance(t, bytes) else np.asarray(t, np.uint8).ravel()
                      for t in (thumb_a, thumb_b)]).reshape(2, THUMB_SIDE, THUMB_SIDE)
     orients = orientation_codes(pair)
-    windows = window_codes(pair) if windows_a is None or windows_b is None else (windows_a, windows_b)
-    up_a, up_b = orients[0, 0], orients[1, 0]
-    cands = [distances(orients[0], up_b), distances(windows[0], up_b), distances(windows[1], up_a)]
-    return int(min(c.min() for c in cands))
+    return int(distances(orients[0], orients[1, 0]).min())

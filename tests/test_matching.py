@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from simfind.decode import decode
 from simfind.hashing import content_box, perceptual_hash, perceptual_hashes, thumbnail
 from simfind.verify import best_distance, near_pairs
-from simfind.windows import DIHEDRAL, crop_window, orient, orientation_codes, window_codes, windows_per_image
+from simfind.orientations import DIHEDRAL, orient, orientation_codes
 
 from .conftest import SHARED_DATA, group_paths, picture, save
 
@@ -64,16 +64,6 @@ def test_each_rotation_and_mirror_hash_is_the_hash_of_the_turned_picture():
     assert min(np.unpackbits(codes ^ orientation_codes(turned[None])[0, 0], axis=-1).sum(axis=-1)) <= 2
 
 
-def test_window_codes_hash_the_window_pixels():
-    thumb = thumbnail(picture(4))
-    codes = window_codes(thumb[None])[0]
-    assert codes.shape == (windows_per_image(), 8)
-    for w in (0, 17, windows_per_image() - 1):
-        pixels = np.clip(np.rint(crop_window(thumb, w)), 0, 255).astype(np.uint8)
-        again = orientation_codes(pixels[None])[0, 0]
-        assert np.unpackbits(again ^ codes[w]).sum() <= 2  # rounding to uint8 may flip a bit at the median
-
-
 @pytest.mark.parametrize("fill", [(0, 0, 0), (255, 255, 255), (40, 90, 200)])
 def test_uniform_borders_are_trimmed_before_hashing(fill):
     img = picture(5)
@@ -98,14 +88,13 @@ def _thumbs(*images):
     return np.stack([thumbnail(im) for im in images])
 
 
-def test_rotations_mirrors_and_crops_pair_with_their_original_and_nothing_else():
+def test_rotations_mirrors_and_borders_pair_with_their_original_and_nothing_else():
     a, b = picture(10), picture(11)
     edits = [
         a.transpose(Image.ROTATE_90),
         a.transpose(Image.ROTATE_180),
         a.transpose(Image.FLIP_LEFT_RIGHT),
         a.transpose(Image.TRANSPOSE),
-        a.crop((60, 40, 600, 440)),  # 84% x 83%, off centre
         ImageOps.expand(a, border=40, fill="black"),
     ]
     thumbs = _thumbs(a, b, *edits)
@@ -171,65 +160,16 @@ def test_straightened_copies_group_with_their_original_and_a_query_finds_it(tmp_
     assert [os.path.basename(r["path"]) for r in top] == ["a_scan.jpg", "a.jpg"]
 
 
-def test_window_codes_from_a_simfind_with_other_windows_are_computed_again(tmp_path, cli):
-    a = picture(74)
+def test_crop_window_codes_an_earlier_simfind_kept_are_removed_by_the_next_index(tmp_path, cli):
     photos = tmp_path / "photos"
-    save(a, photos / "a.jpg", quality=92)
-    save(_straightened(a, 3.5, 0.1), photos / "a_straight.jpg", quality=88)
+    save(picture(50), photos / "a.jpg", quality=90)
     cli("index", photos, "--quiet", "--no-clip")
-    first = cli.json("dupes")
-    (cache,) = cli.index_dir.glob("windows-*.npz")
-    with np.load(cache) as data:
-        ids, codes = data["ids"], data["codes"]
-    with open(cache, "wb") as fh:  # as an older simfind wrote it: crop windows only, no tilts
-        np.savez(fh, ids=ids, codes=codes[:, :-2])
-    assert cli.json("dupes") == first
-    with np.load(cache) as data:
-        assert data["codes"].shape[1] == windows_per_image()
-
-
-def test_crop_window_hashes_are_cached_per_catalog_revision(tmp_path, cli):
-    photos = tmp_path / "photos"
-    a = picture(50)
-    save(a, photos / "a.jpg", quality=90)
-    save(a.crop((50, 40, 600, 440)), photos / "a_crop.jpg", quality=90)
+    stale = cli.index_dir / "windows-1.npz"
+    stale.write_bytes(b"codes of crop windows")
+    cli.json("dupes")  # reading leaves the folder as it is
+    assert stale.exists()
     cli("index", photos, "--quiet", "--no-clip")
-    first = cli.json("dupes")
-    caches = sorted(p.name for p in cli.index_dir.glob("windows-*.npz"))
-    assert len(caches) == 1
-    assert cli.json("dupes") == first  # answered from the cache, same groups
-    cli("index", photos, "--quiet", "--no-clip")  # nothing changed: the cache stays valid
-    assert cli.json("dupes", photos) == first  # (dupes PATH brings PATH up to date first)
-    assert sorted(p.name for p in cli.index_dir.glob("windows-*.npz")) == caches
-    (photos / "a_crop.jpg").rename(photos / "a_crop_renamed.jpg")  # same id, same thumbnail: still valid
-    cli("index", photos, "--quiet", "--no-clip")
-    assert sorted(p.name for p in cli.index_dir.glob("windows-*.npz")) == caches
-    (photos / "a_crop_renamed.jpg").rename(photos / "a_crop.jpg")
-    save(picture(51), photos / "b.jpg", quality=90)
-    cli("index", photos, "--quiet", "--no-clip")
-    assert group_paths(cli.json("dupes")) == [{"a.jpg", "a_crop.jpg"}]
-    again = sorted(p.name for p in cli.index_dir.glob("windows-*.npz"))
-    assert len(again) == 1 and again != caches  # rebuilt for the new revision, the old one removed
-
-
-def test_index_writes_the_window_cache_and_an_update_reuses_only_unchanged_pictures(tmp_path, cli):
-    from simfind.store import IndexDir
-    from simfind.windows import all_window_codes
-
-    photos = tmp_path / "photos"
-    for seed in range(5):
-        save(picture(60 + seed), photos / f"p{seed}.jpg", quality=90)
-    cli("index", photos, "--quiet", "--no-clip")
-    assert len(list(cli.index_dir.glob("windows-*.npz"))) == 1  # written by index: dupes only searches
-    save(picture(70).transpose(Image.ROTATE_90), photos / "p2.jpg", quality=90)  # same path, other picture
-    save(picture(71), photos / "new.jpg", quality=90)
-    cli("index", photos, "--quiet", "--no-clip")
-    (cache,) = cli.index_dir.glob("windows-*.npz")
-    with np.load(cache) as data:
-        ids, codes = data["ids"], data["codes"]
-    with IndexDir.open(str(cli.index_dir)) as idx:
-        fresh_ids, _contents, thumbs = idx.catalog.thumbs()
-    assert (ids == fresh_ids).all() and (codes == all_window_codes(thumbs)).all()
+    assert not stale.exists()
 
 
 def _caption_and_logo(im: Image.Image) -> Image.Image:
@@ -266,10 +206,9 @@ def test_captions_and_logos_group_but_a_new_subject_on_the_same_background_does_
     assert sorted(groups, key=sorted) == [{f"p{s}.jpg", f"p{s}_captioned.jpg"} for s in (13, 22, 23, 24, 26)]
 
 
-def test_big_collections_search_crop_windows_and_rotations_through_an_ivf_index(tmp_path, cli, monkeypatch):
-    """Above BINARY_IVF_FROM window codes (about 18,000 images), and for rotations and mirrors above
-    ORIENT_IVF_FROM images, the range searches are approximate; forced on a small set, they find the same groups
-    as the exact search."""
+def test_big_collections_search_rotations_through_an_ivf_index(tmp_path, cli, monkeypatch):
+    """Above BINARY_IVF_FROM codes, and for rotations and mirrors above ORIENT_IVF_FROM images, the range
+    searches are approximate; forced on a small set, they find the same groups as the exact search."""
     from simfind import candidates, knn
 
     photos = tmp_path / "photos"
