@@ -120,17 +120,21 @@ LOCAL_MIN_VOTES = 5
 LOCAL_PER_IMAGE = 16
 
 
-def local_candidates(descriptors: list[np.ndarray], focus: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs (i, j), i < j, from the pictures' local-feature descriptors (one (n_k, 32) uint8 array per
-    picture, possibly empty): pictures that share many descriptor words. `focus` (rows): only the pairs with one
-    of these (the same pairs the whole search finds for them)."""
+def local_candidates(descriptors: list[np.ndarray], focus: np.ndarray | None = None,
+                     mirrored: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate pairs (i, j, mirror), i < j, from the pictures' local-feature descriptors (one (n_k, 32) uint8
+    array per picture, possibly empty): pictures that share many descriptor words; with `mirrored` (the
+    descriptors of each picture's mirror image), also pictures one of which shares them with the other's mirror
+    image (mirror 1). `focus` (rows): only the pairs with one of these (the same the whole search finds)."""
     empty = np.zeros(0, np.int64)
     n = len(descriptors)
-    counts = np.array([len(d) for d in descriptors], np.int64)
+    sides = descriptors + (mirrored or [])  # picture k's mirror image is picture n + k
+    m = len(sides)
+    counts = np.array([len(d) for d in sides], np.int64)
     if n < 2 or counts.sum() == 0:
-        return empty, empty
-    owner = np.repeat(np.arange(n, dtype=np.int64), counts)
-    desc = np.concatenate([d for d in descriptors if len(d)])
+        return empty, empty, empty
+    owner = np.repeat(np.arange(m, dtype=np.int64), counts)
+    desc = np.concatenate([d for d in sides if len(d)])
     bits = int(np.clip(np.ceil(np.log2(len(desc) / LOCAL_OCCUPANCY)), 16, 40))
     rng = np.random.default_rng(20261203)
     keys = []
@@ -138,30 +142,37 @@ def local_candidates(descriptors: list[np.ndarray], focus: np.ndarray | None = N
         word = np.zeros(len(desc), np.int64)
         for b, p in enumerate(rng.choice(256, bits, replace=False)):
             word |= ((desc[:, p >> 3] >> (7 - (p & 7))) & 1).astype(np.int64) << b
-        word = word * n + owner
+        word = word * m + owner
         word.sort()
-        keys.append(_shared_words(word[np.r_[True, word[1:] != word[:-1]]], n))
+        found = _shared_words(word[np.r_[True, word[1:] != word[:-1]]], m)
+        a, b = found // m, found % m  # a < b
+        a, b = a[a < n], b[a < n]  # two mirror images share what the pictures share: counted once, upright
+        mirror = b >= n
+        b = np.where(mirror, b - n, b)
+        keep = a != b
+        lo, hi = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
+        keys.append((lo * n + hi) * 2 + mirror[keep])
     keys = np.concatenate(keys)
     keys.sort()
     first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    pair, votes = keys[first], np.diff(np.r_[first, len(keys)])
+    key, votes = keys[first], np.diff(np.r_[first, len(keys)])
     keep = votes >= LOCAL_MIN_VOTES
-    pair, votes = pair[keep], votes[keep]
-    i, j = pair // n, pair % n
+    key, votes = key[keep], votes[keep]
+    i, j, mirror = key // 2 // n, key // 2 % n, key % 2
     # each picture's LOCAL_PER_IMAGE best, from either side of the pair
-    src, dst, v = np.concatenate((i, j)), np.concatenate((j, i)), np.concatenate((votes, votes))
+    row = np.arange(len(key))
+    src, dst, v, rows = (np.concatenate((i, j)), np.concatenate((j, i)), np.concatenate((votes, votes)),
+                         np.concatenate((row, row)))
     order = np.lexsort((dst, -v, src))
-    src, dst = src[order], dst[order]
+    src, rows = src[order], rows[order]
     starts = np.flatnonzero(np.r_[True, src[1:] != src[:-1]])
     rank = np.arange(len(src)) - np.repeat(starts, np.diff(np.r_[starts, len(src)]))
-    best = rank < LOCAL_PER_IMAGE
-    lo, hi = np.minimum(src[best], dst[best]), np.maximum(src[best], dst[best])
-    pair = np.unique(lo * n + hi)
-    i, j = pair // n, pair % n
+    chosen = np.unique(rows[rank < LOCAL_PER_IMAGE])
+    i, j, mirror = i[chosen], j[chosen], mirror[chosen]
     if focus is not None:
         keep = np.isin(i, focus) | np.isin(j, focus)
-        i, j = i[keep], j[keep]
-    return i, j
+        i, j, mirror = i[keep], j[keep], mirror[keep]
+    return i, j, mirror
 
 
 def _shared_words(postings: np.ndarray, n: int) -> np.ndarray:

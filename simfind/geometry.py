@@ -33,25 +33,26 @@ MIN_OVERLAP = 0.2
 CONFIDENT_FEATURES = 128
 
 
-def geometric_distances(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j: np.ndarray,
+def geometric_distances(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, mirror: np.ndarray,
                         local_bits: int) -> tuple[np.ndarray, np.ndarray]:
     """For candidate pairs (i[k], j[k]) of pictures with packed local features `blobs` and thumbnails `thumbs`
-    (n, 32, 32): (verified, distance): whether the pair is one picture by geometry, and its pHash distance over
-    the matched region (a local edit, agreeing almost exactly outside one region, is credited `local_bits` as
-    verify.near_pairs credits it)."""
+    (n, 32, 32), picture i seen in the mirror where `mirror[k]`: (verified, distance): whether the pair is one
+    picture by geometry, and its pHash distance over the matched region (a local edit, agreeing almost exactly
+    outside one region, is credited `local_bits` as verify.near_pairs credits it)."""
     cv2 = opencv()
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     ok = np.zeros(len(i), bool)
     dist = np.full(len(i), 64, np.int64)
     seen_a, seen_b, rows = [], [], []
     feats = _Unpacked(blobs)
-    for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
-        fit = _fit(cv2, matcher, feats[a], feats[b])
+    for k, (a, b, m) in enumerate(zip(i.tolist(), j.tolist(), np.asarray(mirror, bool).tolist())):
+        fit = _fit(cv2, matcher, feats[a, m], feats[b, False])
         if fit is None:
             continue
         unit, regions = fit
+        thumb_a = thumbs[a][:, ::-1] if m else thumbs[a]
         for box, in_b in regions:
-            sa, sb = _samples(cv2, thumbs[a], thumbs[b], unit, box, in_b)
+            sa, sb = _samples(cv2, thumb_a, thumbs[b], unit, box, in_b)
             seen_a.append(sa)
             seen_b.append(sb)
             rows.append(k)
@@ -67,32 +68,34 @@ def geometric_distances(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j
     return ok, dist
 
 
-def refuted(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """For pairs (i[k], j[k]) that another check proposes (`thumbs` unused: the signature of geometric_distances,
-    for pipeline.over_pairs): True where both pictures have corners enough to tell
-    (CONFIDENT_FEATURES each) and no affine map explains MIN_INLIERS of their matches. Copies keep their corners
-    under one map; look-alikes (one garment on one background, two shots of a scene) do not."""
+def refuted(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+    """For pairs (i[k], j[k]) that another check proposes (`thumbs` and `mirror` unused: the signature of
+    geometric_distances, for pipeline.over_pairs): True where both pictures have corners enough to tell
+    (CONFIDENT_FEATURES each) and no affine map explains MIN_INLIERS of their matches, as they are or with one
+    seen in the mirror. Copies keep their corners under one map; look-alikes (one garment on one background, two
+    shots of a scene) do not."""
     cv2 = opencv()
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     out = np.zeros(len(i), bool)
     feats = _Unpacked(blobs)
     for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
-        fa, fb = feats[a], feats[b]
+        fa, fb = feats[a, False], feats[b, False]
         if min(len(fa[1]), len(fb[1])) >= CONFIDENT_FEATURES:
-            out[k] = _fit(cv2, matcher, fa, fb) is None
+            out[k] = _fit(cv2, matcher, fa, fb) is None and _fit(cv2, matcher, feats[a, True], fb) is None
     return out
 
 
 class _Unpacked(dict):
-    """Picture number -> unpacked features, each unpacked once (none for a picture without)."""
+    """(picture number, mirror) -> unpacked features, each unpacked once (none for a picture without)."""
 
     def __init__(self, blobs: list[bytes]):
         super().__init__()
         self._blobs = blobs
 
-    def __missing__(self, k: int) -> tuple:
-        self[k] = unpack(self._blobs[k]) if self._blobs[k] else _NONE
-        return self[k]
+    def __missing__(self, key: tuple[int, bool]) -> tuple:
+        k, mirror = key
+        self[key] = unpack(self._blobs[k], mirror) if self._blobs[k] else _NONE
+        return self[key]
 
 
 _NONE = (np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), (1, 1))

@@ -26,7 +26,8 @@ SCALE_STEP = 1.2
 PATCH = 31
 FAST_THRESHOLD = 10  # below OpenCV's 20, so that soft or low-contrast pictures still give corners
 DESCRIPTOR_BYTES = 32
-_HEADER = 6  # uint16 count, width, height
+_HEADER = 8  # uint16 count, width, height, flags
+_MIRRORED = 1  # flag: the descriptors of the mirror image follow (ORB's do not match a mirror image's corners)
 
 
 def opencv():
@@ -58,29 +59,45 @@ def extract(grey: np.ndarray) -> bytes:
         return b""
     order = np.argsort([-k.response for k in keypoints], kind="stable")  # strongest first: the search takes those
     keypoints, descriptors = [keypoints[k] for k in order], descriptors[order]
+    # the same corners seen in the mirror image (x -> w - 1 - x, angle -> 180 - angle), for mirrored copies
+    flipped = [cv2.KeyPoint(w - 1 - k.pt[0], k.pt[1], k.size, (180.0 - k.angle) % 360.0, k.response, k.octave, n)
+               for n, k in enumerate(keypoints)]
+    kept, mirrored = orb.compute(np.ascontiguousarray(grey[:, ::-1]), flipped)  # reordered by pyramid level
+    flags = _MIRRORED if mirrored is not None and len(kept) == len(keypoints) else 0
+    if flags:
+        mirrored = mirrored[np.argsort([k.class_id for k in kept])]
     xy = np.array([k.pt for k in keypoints], np.float64) / (w, h)
-    header = np.array([len(keypoints), w, h], "<u2").tobytes()
-    return header + np.round(np.clip(xy, 0, 1) * 65535).astype("<u2").tobytes() + descriptors.tobytes()
+    header = np.array([len(keypoints), w, h, flags], "<u2").tobytes()
+    packed = header + np.round(np.clip(xy, 0, 1) * 65535).astype("<u2").tobytes() + descriptors.tobytes()
+    return packed + (mirrored.tobytes() if flags & _MIRRORED else b"")
 
 
-def unpack(blob: bytes) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+def unpack(blob: bytes, mirror: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """(positions (n, 2) float32 as fractions of (width, height), descriptors (n, 32) uint8, (width, height) the
-    features were computed at), strongest first."""
+    features were computed at), strongest first. `mirror`: those of the mirror image (no features where they were
+    not stored)."""
     import numpy as np
 
-    n, w, h = np.frombuffer(blob, "<u2", 3).tolist()
+    n, w, h, flags = np.frombuffer(blob, "<u2", 4).tolist()
     xy = np.frombuffer(blob, "<u2", 2 * n, _HEADER).reshape(n, 2).astype(np.float32) / 65535
-    descriptors = np.frombuffer(blob, np.uint8, n * DESCRIPTOR_BYTES, _HEADER + 4 * n).reshape(n, DESCRIPTOR_BYTES)
-    return xy, descriptors, (w, h)
+    if mirror:
+        if not flags & _MIRRORED:
+            return np.zeros((0, 2), np.float32), np.zeros((0, DESCRIPTOR_BYTES), np.uint8), (w, h)
+        xy = xy.copy()
+        xy[:, 0] = 1 - xy[:, 0]
+    return xy, descriptors_of(blob, mirror=mirror), (w, h)
 
 
-def descriptors_of(blob: bytes | None, most: int | None = None) -> np.ndarray:
-    """Only the descriptors (n, 32) of packed features (none for b"" or None), the `most` strongest at most."""
+def descriptors_of(blob: bytes | None, most: int | None = None, mirror: bool = False) -> np.ndarray:
+    """Only the descriptors (n, 32) of packed features (none for b"" or None), the `most` strongest at most;
+    `mirror`: those of the mirror image."""
     import numpy as np
 
     if not blob:
         return np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
-    n = int(np.frombuffer(blob, "<u2", 1)[0])
-    if most is not None:
-        return np.frombuffer(blob, np.uint8, min(n, most) * DESCRIPTOR_BYTES, _HEADER + 4 * n).reshape(-1, 32)
-    return np.frombuffer(blob, np.uint8, n * DESCRIPTOR_BYTES, _HEADER + 4 * n).reshape(n, DESCRIPTOR_BYTES)
+    n, _w, _h, flags = np.frombuffer(blob, "<u2", 4).tolist()
+    if mirror and not flags & _MIRRORED:
+        return np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+    start = _HEADER + 4 * n + (n * DESCRIPTOR_BYTES if mirror else 0)
+    count = n if most is None else min(n, most)
+    return np.frombuffer(blob, np.uint8, count * DESCRIPTOR_BYTES, start).reshape(count, DESCRIPTOR_BYTES)

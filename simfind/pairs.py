@@ -26,8 +26,9 @@ LocalLookup = Callable[[list[int]], dict[int, bytes]]  # catalog ids -> packed l
 
 
 # The candidate search posts each picture's strongest descriptors; its work and memory grow with the number of
-# pictures times the square of that number, held to about LOCAL_BUDGET: all 256 up to ~3,800 pictures, then fewer.
-LOCAL_BUDGET = int(__import__("os").environ.get("SF_BUDGET", 250_000_000))
+# pictures times the square of that number, held to about LOCAL_BUDGET: all 256 up to ~7,600 pictures and mirror
+# images, then fewer.
+LOCAL_BUDGET = 500_000_000
 
 
 def local_searched(n: int) -> int:
@@ -54,13 +55,13 @@ class LocalFeatures:
         found = self._fetch([f.id for f in files if f.id >= 0])
         return [found.get(f.id) or self._extra.get(f.content_hash, b"") for f in files]
 
-    def searched(self, files: Sequence[IndexedFile], most: int) -> list[np.ndarray]:
-        """Each file's `most` strongest descriptors (possibly none), read in chunks."""
+    def searched(self, files: Sequence[IndexedFile], most: int, mirror: bool = False) -> list[np.ndarray]:
+        """Each file's `most` strongest descriptors (possibly none), or its mirror image's, read in chunks."""
         from .local import descriptors_of
 
         out = []
         for start in range(0, len(files), self._CHUNK):
-            out += [descriptors_of(b, most).copy() for b in self.blobs(files[start:start + self._CHUNK])]
+            out += [descriptors_of(b, most, mirror).copy() for b in self.blobs(files[start:start + self._CHUNK])]
         return out
 
 
@@ -93,8 +94,9 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, focus: Sequence[i
             return local.blobs([pictures[r] for r in rows])
 
         found = _unrefuted(blobs, thumbs, found)
-        found += _geometric_pairs(local.searched(pictures, local_searched(len(pictures))), blobs, thumbs, found,
-                                  max_dist, rows)
+        most = local_searched(2 * len(pictures))  # each picture and its mirror image
+        found += _geometric_pairs(local.searched(pictures, most), local.searched(pictures, most, mirror=True), blobs,
+                                  thumbs, found, max_dist, rows)
     pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d)) for i, j, d in found]
     old = [k for k, f in enumerate(files) if not f.thumb]
     if old:
@@ -112,12 +114,11 @@ VETO_FROM = 2
 
 def _unrefuted(blobs: Callable[[list[int]], list[bytes]], thumbs: np.ndarray,
                found: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-    """`found` less the pairs that local features refute (geometry.refuted), of those VETO_FROM bits apart or more
-    and not closest as mirror images (ORB's descriptors do not match a mirror image's)."""
+    """`found` less the pairs, of those VETO_FROM bits apart or more, that local features refute
+    (geometry.refuted)."""
     import numpy as np
 
     from .geometry import refuted
-    from .orientations import DIHEDRAL, orientation_codes
     from .pipeline import over_pairs
 
     weak = [k for k, (_a, _b, d) in enumerate(found) if d >= VETO_FROM]
@@ -125,20 +126,17 @@ def _unrefuted(blobs: Callable[[list[int]], list[bytes]], thumbs: np.ndarray,
         return found
     i = np.array([found[k][0] for k in weak])
     j = np.array([found[k][1] for k in weak])
-    codes = orientation_codes(thumbs.reshape(-1, 32, 32))
-    dist = np.unpackbits(codes[i] ^ codes[j, :1], axis=-1).sum(axis=-1)  # (pairs, 8): i turned against j upright
-    mirrored = np.array([sum(t) % 2 == 1 for t in DIHEDRAL])[dist.argmin(axis=1)]
-    keep = ~mirrored
-    (no,) = over_pairs(refuted, blobs, thumbs.reshape(-1, 32, 32), i[keep], j[keep])
-    drop = {weak[k] for k in np.flatnonzero(keep)[no].tolist()}
+    (no,) = over_pairs(refuted, blobs, thumbs.reshape(-1, 32, 32), i, j, np.zeros(len(i), bool))
+    drop = {weak[k] for k in np.flatnonzero(no).tolist()}
     return [p for k, p in enumerate(found) if k not in drop]
 
 
-def _geometric_pairs(searched: list[np.ndarray], blobs: Callable[[list[int]], list[bytes]], thumbs: np.ndarray,
-                     found: list[tuple[int, int, int]], max_dist: int,
+def _geometric_pairs(searched: list[np.ndarray], mirrored: list[np.ndarray], blobs: Callable[[list[int]], list[bytes]],
+                     thumbs: np.ndarray, found: list[tuple[int, int, int]], max_dist: int,
                      focus: np.ndarray | None) -> list[tuple[int, int, int]]:
-    """Pairs (i, j, distance) that local features propose (`searched`: each picture's strongest descriptors) and
-    their geometry verifies (geometry.py; `blobs`: picture numbers -> packed features), beyond those `found`."""
+    """Pairs (i, j, distance) that local features propose (`searched`, `mirrored`: each picture's strongest
+    descriptors, and its mirror image's) and their geometry verifies (geometry.py; `blobs`: picture numbers ->
+    packed features), beyond those `found`; a pair proposed both as it is and mirrored counts at the closer."""
     import numpy as np
 
     from .candidates import local_candidates
@@ -146,13 +144,16 @@ def _geometric_pairs(searched: list[np.ndarray], blobs: Callable[[list[int]], li
     from .pipeline import over_pairs
     from .verify import LOCAL_EDIT_BITS
 
-    i, j = local_candidates(searched, focus=focus)
+    i, j, mirror = local_candidates(searched, focus=focus, mirrored=mirrored)
     known = {(a, b) for a, b, _d in found}
     new = np.array([(a, b) not in known for a, b in zip(i.tolist(), j.tolist())], bool)
-    i, j = i[new], j[new]
-    ok, dist = over_pairs(geometric_distances, blobs, thumbs.reshape(-1, 32, 32), i, j, LOCAL_EDIT_BITS)
+    i, j, mirror = i[new], j[new], mirror[new]
+    ok, dist = over_pairs(geometric_distances, blobs, thumbs.reshape(-1, 32, 32), i, j, mirror, LOCAL_EDIT_BITS)
     ok &= dist <= max_dist
-    return list(zip(i[ok].tolist(), j[ok].tolist(), dist[ok].tolist()))
+    best: dict[tuple[int, int], int] = {}
+    for a, b, d in zip(i[ok].tolist(), j[ok].tolist(), dist[ok].tolist()):
+        best[a, b] = min(d, best.get((a, b), d))
+    return [(a, b, d) for (a, b), d in best.items()]
 
 
 def matches_of(query: IndexedFile, files: Sequence[IndexedFile], threshold: float,
@@ -219,8 +220,8 @@ class Similarity:
             from .geometry import geometric_distances
 
             thumbs = np.frombuffer(a.thumb + b.thumb, np.uint8).reshape(2, 32, 32)
-            one = np.array([0])
-            ok, found = geometric_distances(blobs, thumbs, one, one + 1, LOCAL_EDIT_BITS)
-            if ok[0]:
-                distance = min(distance, int(found[0]))
+            ok, found = geometric_distances(blobs, thumbs, np.array([0, 0]), np.array([1, 1]),
+                                            np.array([False, True]), LOCAL_EDIT_BITS)
+            if ok.any():
+                distance = min(distance, int(found[ok].min()))
         return similarity_of_distance(distance)

@@ -205,10 +205,10 @@ PAIR_CHUNK = 1024  # candidate pairs per task of geometric verification at most:
 IN_PROCESS_PAIRS = 4096  # fewer are verified in this process, faster than starting workers
 
 
-def over_pairs(fn: Callable, blobs: Callable[[list[int]], list[bytes]], thumbs, i, j, *args,
+def over_pairs(fn: Callable, blobs: Callable[[list[int]], list[bytes]], thumbs, i, j, flags, *args,
                runner: Runner | None = None, workers: int | None = None) -> tuple:
-    """fn(blobs, thumbs, i, j, *args) -> one array per pair (or a tuple of them), for the pairs (i[k], j[k]) of
-    pictures with thumbnails `thumbs`, across worker processes. `blobs`: picture numbers -> their packed local
+    """fn(blobs, thumbs, i, j, flags, *args) -> one array per pair (or a tuple of them), for the pairs (i[k], j[k])
+    of pictures with thumbnails `thumbs`, each with `flags[k]`, across worker processes. `blobs`: picture numbers -> their packed local
     features, read task by task, so that each task carries only its own pictures' and no more than a few tasks'
     are in memory at once. Returns a tuple of arrays."""
     import numpy as np
@@ -216,7 +216,7 @@ def over_pairs(fn: Callable, blobs: Callable[[list[int]], list[bytes]], thumbs, 
     n, w = len(i), workers or default_workers()
     if n < IN_PROCESS_PAIRS or w <= 1:
         pics, ends = np.unique(np.concatenate((i, j)), return_inverse=True)
-        out = fn(blobs(pics.tolist()), thumbs[pics], ends[:n], ends[n:], *args)
+        out = fn(blobs(pics.tolist()), thumbs[pics], ends[:n], ends[n:], flags, *args)
         return out if isinstance(out, tuple) else (out,)
     size = max(256, min(PAIR_CHUNK, -(-n // (4 * w))))
     starts = range(0, n, size)
@@ -225,7 +225,7 @@ def over_pairs(fn: Callable, blobs: Callable[[list[int]], list[bytes]], thumbs, 
         for k, s in enumerate(starts):
             pics, ends = np.unique(np.concatenate((i[s : s + size], j[s : s + size])), return_inverse=True)
             half = len(ends) // 2
-            yield k, fn, blobs(pics.tolist()), thumbs[pics], ends[:half], ends[half:], args
+            yield k, fn, blobs(pics.tolist()), thumbs[pics], ends[:half], ends[half:], flags[s : s + size], args
 
     parts: dict[int, tuple] = {}
     for k, out in (runner or make_runner(w)).map(_pair_task, tasks()):
@@ -234,8 +234,8 @@ def over_pairs(fn: Callable, blobs: Callable[[list[int]], list[bytes]], thumbs, 
 
 
 def _pair_task(task: tuple) -> tuple:
-    k, fn, blobs, thumbs, i, j, args = task
-    out = fn(blobs, thumbs, i, j, *args)
+    k, fn, blobs, thumbs, i, j, flags, args = task
+    out = fn(blobs, thumbs, i, j, flags, *args)
     return k, out if isinstance(out, tuple) else (out,)
 
 

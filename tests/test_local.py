@@ -1,5 +1,5 @@
 """Local features: copies a whole-picture hash cannot see (heavy off-centre crops, a picture on a larger canvas
-among other things, a turn with filled corners) are found by dupes and by query alike, decided by geometry; a
+among other things, a turn with filled corners, a mirrored crop) are found by dupes and by query alike, decided by geometry; a
 look-alike is refuted by it."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_geometry_refutes_a_look_alike_and_not_a_copy():
     copy = base.resize((600, 400)).convert("L")
     look_alike = textured(2, shapes=5)  # the same field, other things on it
     blobs = [extract(_grey(p)) for p in (base, copy, look_alike, textured(3))]
-    no = refuted(blobs, np.zeros((4, 32, 32), np.uint8), np.array([0, 0, 0]), np.array([1, 2, 3]))
+    no = refuted(blobs, np.zeros((4, 32, 32), np.uint8), np.array([0, 0, 0]), np.array([1, 2, 3]), np.zeros(3, bool))
     assert no.tolist() == [False, True, True]
 
 
@@ -64,14 +64,16 @@ def test_heavy_crops_canvases_and_turns_group_with_their_original_and_a_query_fi
     save(canvas, photos / "canvas.jpg", quality=85)
     turned = original.rotate(7, resample=Image.BICUBIC, expand=True, fillcolor=(255, 255, 255))
     save(turned, photos / "turned.png")
+    mirrored = original.transpose(Image.Transpose.FLIP_LEFT_RIGHT).crop((100, 60, 100 + 585, 60 + 420))
+    save(mirrored, photos / "mirrored.jpg", quality=88)  # mirrored, then cut to 65% x 70%
     for seed in range(20, 26):
         save(textured(seed), photos / f"other{seed}.jpg", quality=90)
     assert cli("index", photos, "--quiet", "--no-clip").exit_code == 0
     d = cli.json("dupes")
-    assert group_paths(d) == [{"original.jpg", "crop.jpg", "canvas.jpg", "turned.png"}]
+    assert group_paths(d) == [{"original.jpg", "crop.jpg", "canvas.jpg", "turned.png", "mirrored.jpg"}]
     members = {f["path"].rsplit("/", 1)[-1]: f["similarity"] for f in d["groups"][0]["files"]}
     assert members["original.jpg"] >= 0.9 and max(members.values()) == 1.0  # geometry undone, never "identical"
     assert sorted(members.values()).count(1.0) == 1
-    for copy in ("crop.jpg", "canvas.jpg", "turned.png"):
+    for copy in ("crop.jpg", "canvas.jpg", "turned.png", "mirrored.jpg"):
         q = cli.json("query", photos / copy, "--exclude-self")
         assert "original.jpg" in [m["path"].rsplit("/", 1)[-1] for m in q["results"]], copy

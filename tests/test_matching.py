@@ -11,8 +11,8 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from simfind.decode import decode
 from simfind.hashing import content_box, perceptual_hash, perceptual_hashes, thumbnail
-from simfind.verify import best_distance, near_pairs
 from simfind.orientations import DIHEDRAL, orient, orientation_codes
+from simfind.verify import best_distance, near_pairs
 
 from .conftest import SHARED_DATA, group_paths, picture, save
 
