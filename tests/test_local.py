@@ -77,3 +77,21 @@ def test_heavy_crops_canvases_and_turns_group_with_their_original_and_a_query_fi
     for copy in ("crop.jpg", "canvas.jpg", "turned.png", "mirrored.jpg"):
         q = cli.json("query", photos / copy, "--exclude-self")
         assert "original.jpg" in [m["path"].rsplit("/", 1)[-1] for m in q["results"]], copy
+
+
+def test_the_descriptor_search_proposes_copies_and_mirror_images_and_a_focus_gets_the_same_pairs():
+    from simfind.candidates import local_candidates
+    from simfind.local import descriptors_of
+
+    base = textured(30)
+    pictures = [base, base.crop((200, 100, 700, 500)), base.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    pictures += [textured(seed, shapes=seed + 100) for seed in range(31, 37)]
+    blobs = [extract(_grey(p)) for p in pictures]
+    upright = [descriptors_of(b) for b in blobs]
+    mirrored = [descriptors_of(b, mirror=True) for b in blobs]
+    i, j, mirror = local_candidates(upright, mirrored=mirrored)
+    found = set(zip(i.tolist(), j.tolist(), mirror.tolist()))
+    assert (0, 1, 0) in found and (0, 2, 1) in found and (1, 2, 1) in found
+    for row in range(len(pictures)):
+        fi, fj, fm = local_candidates(upright, focus=np.array([row]), mirrored=mirrored)
+        assert set(zip(fi.tolist(), fj.tolist(), fm.tolist())) == {p for p in found if row in p[:2]}
