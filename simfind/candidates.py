@@ -125,7 +125,8 @@ def local_candidates(descriptors: list[np.ndarray], focus: np.ndarray | None = N
     """Candidate pairs (i, j, mirror), i < j, from the pictures' local-feature descriptors (one (n_k, 32) uint8
     array per picture, possibly empty): pictures that share many descriptor words; with `mirrored` (the
     descriptors of each picture's mirror image), also pictures one of which shares them with the other's mirror
-    image (mirror 1). `focus` (rows): only the pairs with one of these (the same the whole search finds)."""
+    image (mirror 1). `focus` (rows): only the pairs with one of these, the same the whole search finds: the
+    votes of the focus and of the pictures it shares words with are counted in full, no others."""
     empty = np.zeros(0, np.int64)
     n = len(descriptors)
     sides = descriptors + (mirrored or [])  # picture k's mirror image is picture n + k
@@ -137,14 +138,49 @@ def local_candidates(descriptors: list[np.ndarray], focus: np.ndarray | None = N
     desc = np.concatenate([d for d in sides if len(d)])
     bits = int(np.clip(np.ceil(np.log2(len(desc) / LOCAL_OCCUPANCY)), 16, 40))
     rng = np.random.default_rng(20261203)
-    keys = []
+    postings = []
+    columns = np.ascontiguousarray(desc.T)  # (32, M): a byte of every descriptor at a time
     for _ in range(LOCAL_TABLES):
-        word = np.zeros(len(desc), np.int64)
-        for b, p in enumerate(rng.choice(256, bits, replace=False)):
-            word |= ((desc[:, p >> 3] >> (7 - (p & 7))) & 1).astype(np.int64) << b
+        word = _words(columns, rng.choice(256, bits, replace=False))
         word = word * m + owner
         word.sort()
-        found = _shared_words(word[np.r_[True, word[1:] != word[:-1]]], m)
+        postings.append(word[np.r_[True, word[1:] != word[:-1]]])
+    if focus is None:
+        return _best(*_votes(postings, n, m, None), n)
+    focus = np.unique(np.asarray(focus, np.int64))
+    key, votes = _votes(postings, n, m, focus)
+    i, j = key // 2 // n, key // 2 % n
+    rows = np.union1d(focus, np.concatenate((i, j))[np.concatenate((votes, votes)) >= LOCAL_MIN_VOTES])
+    i, j, mirror = _best(*_votes(postings, n, m, rows), n, rows)
+    keep = np.isin(i, focus) | np.isin(j, focus)
+    return i[keep], j[keep], mirror[keep]
+
+
+def _words(columns: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Each descriptor's word (`columns`: descriptors as (32, M) bytes): its bits at `positions` (bit k of the word
+    is bit positions[k] of the descriptor), built a byte at a time through a table of what each value adds."""
+    word = np.zeros(columns.shape[1], np.int64)
+    values = np.arange(256, dtype=np.int64)
+    for byte in np.unique(positions >> 3).tolist():
+        table = np.zeros(256, np.int64)
+        for k in np.flatnonzero((positions >> 3) == byte).tolist():
+            table |= ((values >> (7 - (int(positions[k]) & 7))) & 1) << k
+        word |= table[columns[byte]]
+    return word
+
+
+def _votes(postings: list[np.ndarray], n: int, m: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(key, votes): every pair of pictures sharing words, key (i * n + j) * 2 + mirror with i < j, and how many
+    words it shares over all tables. `rows`: only the pairs with one of these pictures."""
+    mask = None
+    if rows is not None:
+        mask = np.zeros(m, bool)
+        mask[rows] = True
+        if m > n:
+            mask[rows + n] = True  # and their mirror images
+    keys = []
+    for word in postings:
+        found = _shared_words(word, m, mask)
         a, b = found // m, found % m  # a < b
         a, b = a[a < n], b[a < n]  # two mirror images share what the pictures share: counted once, upright
         mirror = b >= n
@@ -155,35 +191,45 @@ def local_candidates(descriptors: list[np.ndarray], focus: np.ndarray | None = N
     keys = np.concatenate(keys)
     keys.sort()
     first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    key, votes = keys[first], np.diff(np.r_[first, len(keys)])
+    return keys[first], np.diff(np.r_[first, len(keys)])
+
+
+def _best(key: np.ndarray, votes: np.ndarray, n: int, rows: np.ndarray | None = None):
+    """The pairs among `key` (see _votes) with LOCAL_MIN_VOTES or more that are among the LOCAL_PER_IMAGE best of
+    one of their pictures (of `rows` only, where given: the others' votes may not be complete)."""
     keep = votes >= LOCAL_MIN_VOTES
     key, votes = key[keep], votes[keep]
     i, j, mirror = key // 2 // n, key // 2 % n, key % 2
-    # each picture's LOCAL_PER_IMAGE best, from either side of the pair
     row = np.arange(len(key))
-    src, dst, v, rows = (np.concatenate((i, j)), np.concatenate((j, i)), np.concatenate((votes, votes)),
-                         np.concatenate((row, row)))
+    src, dst, v, at = (np.concatenate((i, j)), np.concatenate((j, i)), np.concatenate((votes, votes)),
+                       np.concatenate((row, row)))
     order = np.lexsort((dst, -v, src))
-    src, rows = src[order], rows[order]
+    src, at = src[order], at[order]
     starts = np.flatnonzero(np.r_[True, src[1:] != src[:-1]])
     rank = np.arange(len(src)) - np.repeat(starts, np.diff(np.r_[starts, len(src)]))
-    chosen = np.unique(rows[rank < LOCAL_PER_IMAGE])
-    i, j, mirror = i[chosen], j[chosen], mirror[chosen]
-    if focus is not None:
-        keep = np.isin(i, focus) | np.isin(j, focus)
-        i, j, mirror = i[keep], j[keep], mirror[keep]
-    return i, j, mirror
+    best = rank < LOCAL_PER_IMAGE
+    if rows is not None:
+        best &= np.isin(src, rows)
+    chosen = np.unique(at[best])
+    return i[chosen], j[chosen], mirror[chosen]
 
 
-def _shared_words(postings: np.ndarray, n: int) -> np.ndarray:
+def _shared_words(postings: np.ndarray, n: int, mask: np.ndarray | None = None) -> np.ndarray:
     """Sorted unique word * n + picture postings -> the keys i * n + j (i < j) of every two pictures sharing a word,
-    stop words left out."""
+    stop words left out; with `mask` (n,), only the pairs with a picture it marks."""
     word, owner = postings // n, postings % n
     starts = np.flatnonzero(np.r_[True, word[1:] != word[:-1]])
     sizes = np.diff(np.r_[starts, len(word)])
+    wanted = (sizes >= 2) & (sizes <= LOCAL_STOP_WORD)
+    if mask is not None:  # only the words a marked picture has
+        wanted &= np.maximum.reduceat(mask[owner], starts) if len(starts) else wanted
+    starts, sizes = starts[wanted], sizes[wanted]
     out = [np.zeros(0, np.int64)]
-    for size in np.unique(sizes[(sizes >= 2) & (sizes <= LOCAL_STOP_WORD)]).tolist():
+    for size in np.unique(sizes).tolist():
         members = owner[starts[sizes == size][:, None] + np.arange(size)]  # (words, size), ascending per row
         a, b = np.triu_indices(size, 1)
-        out.append((members[:, a] * n + members[:, b]).ravel())
+        pairs = members[:, a] * n + members[:, b]
+        if mask is not None:
+            pairs = pairs[mask[members[:, a]] | mask[members[:, b]]]
+        out.append(pairs.ravel())
     return np.concatenate(out)
