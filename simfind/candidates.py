@@ -120,38 +120,73 @@ LOCAL_MIN_VOTES = 5
 LOCAL_PER_IMAGE = 16
 
 
-def local_candidates(descriptors: list[np.ndarray], focus: np.ndarray | None = None,
-                     mirrored: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class Stacked:
+    """Descriptors of many pictures as one byte-major array: `columns` (32, M), a byte of every descriptor at a
+    time, and `counts` (m,) descriptors per picture, in picture order. Built a chunk of pictures at a time
+    (`add`), so that a large library's descriptors are never in memory twice."""
+
+    def __init__(self, total: int, pictures: int):
+        self.columns = np.empty((32, total), np.uint8)
+        self.counts = np.zeros(pictures, np.int64)
+        self._at = self._picture = 0
+
+    def add(self, descriptors: list[np.ndarray]) -> None:
+        counts = [len(d) for d in descriptors]
+        self.counts[self._picture:self._picture + len(counts)] = counts
+        self._picture += len(counts)
+        if sum(counts):
+            chunk = np.concatenate([d for d in descriptors if len(d)])
+            self.columns[:, self._at:self._at + len(chunk)] = chunk.T
+            self._at += len(chunk)
+
+    def trimmed(self) -> Stacked:
+        """Itself, its columns cut to the descriptors added (no copy)."""
+        self.columns = self.columns[:, :self._at]
+        return self
+
+    @classmethod
+    def of(cls, descriptors: list[np.ndarray]) -> Stacked:
+        out = cls(sum(len(d) for d in descriptors), len(descriptors))
+        out.add(descriptors)
+        return out
+
+
+def local_candidates(descriptors: list[np.ndarray] | Stacked, focus: np.ndarray | None = None,
+                     mirrored: list[np.ndarray] | bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Candidate pairs (i, j, mirror), i < j, from the pictures' local-feature descriptors (one (n_k, 32) uint8
-    array per picture, possibly empty): pictures that share many descriptor words; with `mirrored` (the
-    descriptors of each picture's mirror image), also pictures one of which shares them with the other's mirror
-    image (mirror 1). `focus` (rows): only the pairs with one of these, the same the whole search finds: the
-    votes of the focus and of the pictures it shares words with are counted in full, no others."""
+    array per picture, possibly empty, or a Stacked of them, the mirror images after the pictures): pictures that
+    share many descriptor words; with `mirrored` (the descriptors of each picture's mirror image), also pictures
+    one of which shares them with the other's mirror image (mirror 1; True: a Stacked holds them). `focus` (rows): only the pairs with one of
+    these, the same the whole search finds: the votes of the focus and of the pictures it shares words with are
+    counted in full, no others."""
     empty = np.zeros(0, np.int64)
-    n = len(descriptors)
-    sides = descriptors + (mirrored or [])  # picture k's mirror image is picture n + k
-    m = len(sides)
-    counts = np.array([len(d) for d in sides], np.int64)
+    if not isinstance(descriptors, Stacked):
+        descriptors = Stacked.of(descriptors + (mirrored if isinstance(mirrored, list) else []))
+    n = len(descriptors.counts) // (2 if mirrored else 1)
+    columns, counts = descriptors.columns, descriptors.counts
+    m = len(counts)  # picture k's mirror image is picture n + k
     if n < 2 or counts.sum() == 0:
         return empty, empty, empty
     owner = np.repeat(np.arange(m, dtype=np.int64), counts)
-    desc = np.concatenate([d for d in sides if len(d)])
-    bits = int(np.clip(np.ceil(np.log2(len(desc) / LOCAL_OCCUPANCY)), 16, 40))
+    bits = int(np.clip(np.ceil(np.log2(columns.shape[1] / LOCAL_OCCUPANCY)), 16, 40))
     rng = np.random.default_rng(20261203)
-    postings = []
-    columns = np.ascontiguousarray(desc.T)  # (32, M): a byte of every descriptor at a time
-    for _ in range(LOCAL_TABLES):
-        word = _words(columns, rng.choice(256, bits, replace=False))
-        word = word * m + owner
-        word.sort()
-        postings.append(word[np.r_[True, word[1:] != word[:-1]]])
+    tables = [rng.choice(256, bits, replace=False) for _ in range(LOCAL_TABLES)]
+
+    def postings():  # each table's sorted unique word * m + picture, one table at a time
+        for positions in tables:
+            word = _words(columns, positions)
+            word *= m
+            word += owner
+            word.sort()
+            yield word[np.r_[True, word[1:] != word[:-1]]]
+
     if focus is None:
-        return _best(*_votes(postings, n, m, None), n)
+        return _best(*_votes(postings(), n, m, None), n)
     focus = np.unique(np.asarray(focus, np.int64))
-    key, votes = _votes(postings, n, m, focus)
+    key, votes = _votes(postings(), n, m, focus)
     i, j = key // 2 // n, key // 2 % n
     rows = np.union1d(focus, np.concatenate((i, j))[np.concatenate((votes, votes)) >= LOCAL_MIN_VOTES])
-    i, j, mirror = _best(*_votes(postings, n, m, rows), n, rows)
+    i, j, mirror = _best(*_votes(postings(), n, m, rows), n, rows)
     keep = np.isin(i, focus) | np.isin(j, focus)
     return i[keep], j[keep], mirror[keep]
 
@@ -169,7 +204,7 @@ def _words(columns: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return word
 
 
-def _votes(postings: list[np.ndarray], n: int, m: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _votes(postings, n: int, m: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(key, votes): every pair of pictures sharing words, key (i * n + j) * 2 + mirror with i < j, and how many
     words it shares over all tables. `rows`: only the pairs with one of these pictures."""
     mask = None
@@ -178,17 +213,49 @@ def _votes(postings: list[np.ndarray], n: int, m: int, rows: np.ndarray | None) 
         mask[rows] = True
         if m > n:
             mask[rows + n] = True  # and their mirror images
-    keys = []
+    parts = []
     for word in postings:
-        found = _shared_words(word, m, mask)
-        a, b = found // m, found % m  # a < b
-        a, b = a[a < n], b[a < n]  # two mirror images share what the pictures share: counted once, upright
-        mirror = b >= n
-        b = np.where(mirror, b - n, b)
-        keep = a != b
-        lo, hi = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
-        keys.append((lo * n + hi) * 2 + mirror[keep])
-    keys = np.concatenate(keys)
+        for a, b in _shared_words(word, m, mask):  # a < b; a chunk of words at a time, counted as it comes
+            a, b = a[a < n], b[a < n]  # two mirror images share what the pictures share: counted once, upright
+            mirror = b >= n
+            b = np.where(mirror, b - n, b)
+            keep = a != b
+            key, count = _counted((np.minimum(a, b)[keep] * n + np.maximum(a, b)[keep]) * 2 + mirror[keep])
+            parts.append(key << _COUNT_BITS | np.minimum(count, _MAX_COUNT))  # the count packed in: one sort
+    return _summed(parts)
+
+
+def _summed(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted packed (key, count) parts -> (key, votes) of the keys whose counts sum to LOCAL_MIN_VOTES or more,
+    reduced a range of keys at a time: at most about 1/_RANGES of the parts is copied at once."""
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    top = max(int(p[-1]) for p in parts if len(p)) + 1 if any(len(p) for p in parts) else 1
+    bounds = np.linspace(0, top, _RANGES + 1).astype(np.int64)
+    cuts = [np.searchsorted(p, bounds) for p in parts]
+    keys, votes = [], []
+    for r in range(_RANGES):
+        packed = np.concatenate([p[c[r]:c[r + 1]] for p, c in zip(parts, cuts)])
+        packed.sort()
+        key = packed >> _COUNT_BITS
+        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
+        total = np.add.reduceat(packed & _MAX_COUNT, first) if len(first) else first
+        keep = total >= LOCAL_MIN_VOTES
+        keys.append(key[first[keep]])
+        votes.append(total[keep])
+    return np.concatenate(keys), np.concatenate(votes)
+
+
+_RANGES = 16
+# A pair's words shared in one chunk of one table, packed beside its key (which needs under 2 * log2(n) + 1 bits)
+_COUNT_BITS = 10
+_MAX_COUNT = (1 << _COUNT_BITS) - 1
+
+
+def _counted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct keys and how often each occurs."""
+    if not len(keys):
+        return keys, keys.copy()
     keys.sort()
     first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     return keys[first], np.diff(np.r_[first, len(keys)])
@@ -214,22 +281,29 @@ def _best(key: np.ndarray, votes: np.ndarray, n: int, rows: np.ndarray | None = 
     return i[chosen], j[chosen], mirror[chosen]
 
 
-def _shared_words(postings: np.ndarray, n: int, mask: np.ndarray | None = None) -> np.ndarray:
-    """Sorted unique word * n + picture postings -> the keys i * n + j (i < j) of every two pictures sharing a word,
-    stop words left out; with `mask` (n,), only the pairs with a picture it marks."""
+def _shared_words(postings: np.ndarray, n: int, mask: np.ndarray | None = None):
+    """Sorted unique word * n + picture postings -> (i, j) arrays, i < j, of every two pictures sharing a word,
+    stop words left out, in chunks of at most _CHUNK_PAIRS pairs; with `mask` (n,), only the pairs with a
+    picture it marks."""
     word, owner = postings // n, postings % n
     starts = np.flatnonzero(np.r_[True, word[1:] != word[:-1]])
     sizes = np.diff(np.r_[starts, len(word)])
+    del word
     wanted = (sizes >= 2) & (sizes <= LOCAL_STOP_WORD)
     if mask is not None:  # only the words a marked picture has
         wanted &= np.maximum.reduceat(mask[owner], starts) if len(starts) else wanted
     starts, sizes = starts[wanted], sizes[wanted]
-    out = [np.zeros(0, np.int64)]
     for size in np.unique(sizes).tolist():
-        members = owner[starts[sizes == size][:, None] + np.arange(size)]  # (words, size), ascending per row
         a, b = np.triu_indices(size, 1)
-        pairs = members[:, a] * n + members[:, b]
-        if mask is not None:
-            pairs = pairs[mask[members[:, a]] | mask[members[:, b]]]
-        out.append(pairs.ravel())
-    return np.concatenate(out)
+        these = starts[sizes == size]
+        step = max(1, _CHUNK_PAIRS // len(a))
+        for s in range(0, len(these), step):
+            members = owner[these[s:s + step, None] + np.arange(size)]  # (words, size), ascending per row
+            i, j = members[:, a].ravel(), members[:, b].ravel()
+            if mask is not None:
+                keep = mask[i] | mask[j]
+                i, j = i[keep], j[keep]
+            yield i, j
+
+
+_CHUNK_PAIRS = 2_000_000

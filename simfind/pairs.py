@@ -55,14 +55,17 @@ class LocalFeatures:
         found = self._fetch([f.id for f in files if f.id >= 0])
         return [found.get(f.id) or self._extra.get(f.content_hash, b"") for f in files]
 
-    def searched(self, files: Sequence[IndexedFile], most: int, mirror: bool = False) -> list[np.ndarray]:
-        """Each file's `most` strongest descriptors (possibly none), or its mirror image's, read in chunks."""
+    def searched(self, files: Sequence[IndexedFile], most: int):
+        """candidates.Stacked of each file's `most` strongest descriptors (possibly none), then of its mirror
+        image's, read in chunks."""
+        from .candidates import Stacked
         from .local import descriptors_of
 
-        out = []
-        for start in range(0, len(files), self._CHUNK):
-            out += [descriptors_of(b, most, mirror).copy() for b in self.blobs(files[start:start + self._CHUNK])]
-        return out
+        stacked = Stacked(2 * len(files) * most, 2 * len(files))  # room for all: trimmed once filled
+        for mirror in (False, True):
+            for start in range(0, len(files), self._CHUNK):
+                stacked.add([descriptors_of(b, most, mirror) for b in self.blobs(files[start:start + self._CHUNK])])
+        return stacked.trimmed()
 
 
 def hash_pairs(files: Sequence[IndexedFile], threshold: float, focus: Sequence[int] | None = None,
@@ -95,8 +98,7 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, focus: Sequence[i
 
         found = _unrefuted(blobs, thumbs, found)
         most = local_searched(2 * len(pictures))  # each picture and its mirror image
-        found += _geometric_pairs(local.searched(pictures, most), local.searched(pictures, most, mirror=True), blobs,
-                                  thumbs, found, max_dist, rows)
+        found += _geometric_pairs(local.searched(pictures, most), blobs, thumbs, found, max_dist, rows)
     pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d)) for i, j, d in found]
     old = [k for k, f in enumerate(files) if not f.thumb]
     if old:
@@ -131,11 +133,11 @@ def _unrefuted(blobs: Callable[[list[int]], list[bytes]], thumbs: np.ndarray,
     return [p for k, p in enumerate(found) if k not in drop]
 
 
-def _geometric_pairs(searched: list[np.ndarray], mirrored: list[np.ndarray], blobs: Callable[[list[int]], list[bytes]],
-                     thumbs: np.ndarray, found: list[tuple[int, int, int]], max_dist: int,
+def _geometric_pairs(searched, blobs: Callable[[list[int]], list[bytes]], thumbs: np.ndarray,
+                     found: list[tuple[int, int, int]], max_dist: int,
                      focus: np.ndarray | None) -> list[tuple[int, int, int]]:
-    """Pairs (i, j, distance) that local features propose (`searched`, `mirrored`: each picture's strongest
-    descriptors, and its mirror image's) and their geometry verifies (geometry.py; `blobs`: picture numbers ->
+    """Pairs (i, j, distance) that local features propose (`searched`: candidates.Stacked of each picture's
+    strongest descriptors, then its mirror image's) and their geometry verifies (geometry.py; `blobs`: picture numbers ->
     packed features), beyond those `found`; a pair proposed both as it is and mirrored counts at the closer."""
     import numpy as np
 
@@ -144,7 +146,8 @@ def _geometric_pairs(searched: list[np.ndarray], mirrored: list[np.ndarray], blo
     from .pipeline import over_pairs
     from .verify import LOCAL_EDIT_BITS
 
-    i, j, mirror = local_candidates(searched, focus=focus, mirrored=mirrored)
+    i, j, mirror = local_candidates(searched, focus=focus, mirrored=True)
+    del searched  # the descriptors are read again, per task, for verification
     known = {(a, b) for a, b, _d in found}
     new = np.array([(a, b) not in known for a, b in zip(i.tolist(), j.tolist())], bool)
     i, j, mirror = i[new], j[new], mirror[new]
