@@ -1,8 +1,9 @@
 """Content hashes (exact copies) and perceptual hashes (same picture, different bytes), at index time.
 
 Per image the index keeps a 32x32 grey thumbnail (uniform borders trimmed first) and its pHash. The thumbnail
-is exactly the input imagehash's pHash works on (grey, Lanczos to 32x32), so the rotation, mirror and crop-window
-hashes and the verification of candidate pairs (matching.py) follow from it without decoding again. The pHash
+is exactly the input imagehash's pHash works on (grey, Lanczos to 32x32), so the rotation and mirror hashes
+(orientations.py) and the verification of candidate pairs (verify.py, geometry.py) follow from it without
+decoding again. The pHash
 is imagehash's, computed for many thumbnails at once (perceptual_hashes) and equal to it bit for bit.
 numpy, PIL and imagehash are imported inside the functions that hash pixels: a stat-only re-index needs none.
 """
