@@ -156,9 +156,9 @@ def local_candidates(descriptors: list[np.ndarray] | Stacked, focus: np.ndarray 
     """Candidate pairs (i, j, mirror), i < j, from the pictures' local-feature descriptors (one (n_k, 32) uint8
     array per picture, possibly empty, or a Stacked of them, the mirror images after the pictures): pictures that
     share many descriptor words; with `mirrored` (the descriptors of each picture's mirror image), also pictures
-    one of which shares them with the other's mirror image (mirror 1; True: a Stacked holds them). `focus` (rows): only the pairs with one of
-    these, the same the whole search finds: the votes of the focus and of the pictures it shares words with are
-    counted in full, no others."""
+    one of which shares them with the other's mirror image (mirror 1; True: a Stacked holds them). `focus`
+    (rows): only the pairs with one of these, the same the whole search finds: the votes of the focus and of the
+    pictures it shares words with are counted in full, no others."""
     empty = np.zeros(0, np.int64)
     if not isinstance(descriptors, Stacked):
         descriptors = Stacked.of(descriptors + (mirrored if isinstance(mirrored, list) else []))

@@ -306,18 +306,6 @@ class Catalog:
         sql = f"SELECT path FROM files WHERE error IS NULL AND embedding IS NULL AND {clause}"
         return {r[0] for r in self.conn.execute(sql, args)}
 
-    def thumbs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ids int64 (n,), content hashes (n,) bytes, thumbnails uint8 (n, 32, 32)) of every file that has a
-        thumbnail, by id."""
-        import numpy as np
-
-        rows = self.conn.execute(
-            "SELECT id, content_hash, thumb FROM files WHERE thumb IS NOT NULL ORDER BY id").fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        contents = np.array([r[1] for r in rows], dtype=f"S{max([len(r[1]) for r in rows], default=1)}")
-        thumbs = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.uint8).reshape(len(rows), 32, 32)
-        return ids, contents, thumbs
-
     def local_features(self, ids: Sequence[int]) -> dict[int, bytes]:
         """id -> packed local features (local.py) of the files among `ids` that have any."""
         out: dict[int, bytes] = {}

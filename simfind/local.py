@@ -52,8 +52,8 @@ def extract(grey: np.ndarray) -> bytes:
         h, w = grey.shape
     if min(h, w) <= 2 * PATCH:
         return b""
-    orb = cv2.ORB_create(nfeatures=FEATURES, scaleFactor=SCALE_STEP, nlevels=LEVELS, edgeThreshold=PATCH, patchSize=PATCH,
-                         fastThreshold=FAST_THRESHOLD)
+    orb = cv2.ORB_create(nfeatures=FEATURES, scaleFactor=SCALE_STEP, nlevels=LEVELS, edgeThreshold=PATCH,
+                         patchSize=PATCH, fastThreshold=FAST_THRESHOLD)
     keypoints, descriptors = orb.detectAndCompute(np.ascontiguousarray(grey), None)
     if descriptors is None or not len(keypoints):
         return b""

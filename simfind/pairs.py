@@ -1,8 +1,9 @@
 """Indexed files -> verified similar pairs, from every signal the index has, and the similarity of any two files.
 
 Signals: the perceptual hash of thumbnails over rotations, mirrors and whole frames (found by candidates.py,
-checked by verify.py), local features for crops, turns, canvases and screenshots (candidates.py, geometry.py), and the cosine of CLIP embeddings where the index has them. Rows from an
-index older than the thumbnail are matched upright by their stored pHash alone until they are indexed again.
+checked by verify.py), local features for crops, turns, canvases and screenshots (candidates.py, geometry.py),
+and the cosine of CLIP embeddings where the index has them. Rows from an index older than the thumbnail are
+matched upright by their stored pHash alone until they are indexed again.
 """
 
 from __future__ import annotations
@@ -45,15 +46,25 @@ class LocalFeatures:
     content hash of files the index does not hold (a query picture)."""
 
     _CHUNK = 4096
+    _RECENT = 256  # single pictures' features kept: a report asks for its keeper's once per member
 
     def __init__(self, fetch: LocalLookup, extra: dict[bytes, bytes] | None = None):
         self._fetch = fetch
         self._extra = extra or {}
+        self._recent: dict[int, bytes] = {}
 
     def blobs(self, files: Sequence[IndexedFile]) -> list[bytes]:
         """Each file's packed features (b"" for none)."""
-        found = self._fetch([f.id for f in files if f.id >= 0])
-        return [found.get(f.id) or self._extra.get(f.content_hash, b"") for f in files]
+        if len(files) > 2:
+            found = self._fetch([f.id for f in files if f.id >= 0])
+            return [found.get(f.id) or self._extra.get(f.content_hash, b"") for f in files]
+        wanted = [f.id for f in files if f.id >= 0 and f.id not in self._recent]
+        if wanted:
+            found = self._fetch(wanted)
+            while len(self._recent) + len(wanted) > self._RECENT:
+                del self._recent[next(iter(self._recent))]  # the oldest first
+            self._recent.update((i, found.get(i, b"")) for i in wanted)
+        return [self._recent.get(f.id) or self._extra.get(f.content_hash, b"") for f in files]
 
     def searched(self, files: Sequence[IndexedFile], most: int):
         """candidates.Stacked of each file's `most` strongest descriptors (possibly none), then of its mirror
@@ -137,8 +148,9 @@ def _geometric_pairs(searched, blobs: Callable[[list[int]], list[bytes]], thumbs
                      found: list[tuple[int, int, int]], max_dist: int,
                      focus: np.ndarray | None) -> list[tuple[int, int, int]]:
     """Pairs (i, j, distance) that local features propose (`searched`: candidates.Stacked of each picture's
-    strongest descriptors, then its mirror image's) and their geometry verifies (geometry.py; `blobs`: picture numbers ->
-    packed features), beyond those `found`; a pair proposed both as it is and mirrored counts at the closer."""
+    strongest descriptors, then its mirror image's) and their geometry verifies (geometry.py; `blobs`: picture
+    numbers -> packed features), beyond those `found`; a pair proposed both as it is and mirrored counts at the
+    closer."""
     import numpy as np
 
     from .candidates import local_candidates

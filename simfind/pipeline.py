@@ -208,9 +208,9 @@ IN_PROCESS_PAIRS = 4096  # fewer are verified in this process, faster than start
 def over_pairs(fn: Callable, blobs: Callable[[list[int]], list[bytes]], thumbs, i, j, flags, *args,
                runner: Runner | None = None, workers: int | None = None) -> tuple:
     """fn(blobs, thumbs, i, j, flags, *args) -> one array per pair (or a tuple of them), for the pairs (i[k], j[k])
-    of pictures with thumbnails `thumbs`, each with `flags[k]`, across worker processes. `blobs`: picture numbers -> their packed local
-    features, read task by task, so that each task carries only its own pictures' and no more than a few tasks'
-    are in memory at once. Returns a tuple of arrays."""
+    of pictures with thumbnails `thumbs`, each with `flags[k]`, across worker processes. `blobs`: picture numbers
+    -> their packed local features, read task by task, so that each task carries only its own pictures' and no
+    more than a few tasks' are in memory at once. Returns a tuple of arrays."""
     import numpy as np
 
     n, w = len(i), workers or default_workers()

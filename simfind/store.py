@@ -2,8 +2,8 @@
 
 The catalog (SQLite) is the source of truth. Beside it, files derived from it are kept per catalog revision
 (`meta.embeddings_rev`, bumped by every write that changes a vector or a thumbnail): the CLIP index
-`clip-<rev>.faiss`. It is written atomically, older revisions are dropped, and one that is missing, behind or unreadable is rebuilt from the catalog; in a read-only folder
-it is rebuilt in memory and not saved.
+`clip-<rev>.faiss`. It is written atomically, older revisions are dropped, and one that is missing, behind or
+unreadable is rebuilt from the catalog; in a read-only folder it is rebuilt in memory and not saved.
 """
 
 from __future__ import annotations

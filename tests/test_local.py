@@ -1,6 +1,6 @@
 """Local features: copies a whole-picture hash cannot see (heavy off-centre crops, a picture on a larger canvas
-among other things, a turn with filled corners, a mirrored crop) are found by dupes and by query alike, decided by geometry; a
-look-alike is refuted by it."""
+among other things, a turn with filled corners, a mirrored crop) are found by dupes and by query alike, decided
+by geometry; a look-alike is refuted by it."""
 
 from __future__ import annotations
 
