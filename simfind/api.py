@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from .store import IndexDir
 from .sync import plan as sync_plan
 
 if TYPE_CHECKING:
+    from .cluster import DaskRunner
     from .embed import LazyModel
     from .pipeline import Runner
 
@@ -61,21 +63,36 @@ def index(
     exclude: Sequence[str] = (), runner: Runner | None = None, clip: str | None = None, require_clip: bool = False,
     reembed: bool = False, device: str = "auto", precision: str = "auto", batch_size: int = 32,
     rebuild: bool = False, progress: Progress = _quiet_progress, notify: Notify = _quiet_notify,
-    quiet: bool = False,
+    quiet: bool = False, scheduler: str | None = None,
 ) -> IndexReport:
     """Bring the index up to date with `paths`: new and changed files are decoded, unchanged ones only stat'ed,
     renamed ones (same bytes) moved without decoding, vanished ones removed. With `clip` (a model spec), files
     also get CLIP embeddings; files indexed earlier without one get it now. `rebuild`: the catalog is set aside
     (a damaged one, say) and every file is indexed again. `quiet`: nobody sees the notices, so the index does not
-    remember the missing-weights warning as given (the next run that shows warnings shows it)."""
+    remember the missing-weights warning as given (the next run that shows warnings shows it). `scheduler`: the
+    address of a Dask scheduler whose workers do the per-file work, CLIP included (cluster.py)."""
     roots = _existing_roots(paths)
     model = _model(clip, None if quiet else notify, require=require_clip, device=device, precision=precision)
     if model is not None:
         model.check()  # a spec that can never work, or missing weights with require_clip: said before the scan
-    found = scan(roots, hidden=hidden, exclude=exclude, on_found=lambda n: progress("scan", n, 0))
-    with IndexDir.open(index_dir, write=True, rebuild=rebuild, notify=notify) as idx:
-        return _update(idx, roots, found, model, reembed=reembed, runner=runner, workers=workers,
-                       batch_size=batch_size, progress=progress)
+    with _cluster(scheduler) as cluster:  # an unreachable scheduler is said before the scan, too
+        found = scan(roots, hidden=hidden, exclude=exclude, on_found=lambda n: progress("scan", n, 0))
+        with IndexDir.open(index_dir, write=True, rebuild=rebuild, notify=notify) as idx:
+            return _update(idx, roots, found, model, reembed=reembed, runner=cluster or runner,
+                           workers=cluster.threads() if cluster else workers, batch_size=batch_size,
+                           progress=progress)
+
+
+@contextmanager
+def _cluster(scheduler: str | None) -> Iterator[DaskRunner | None]:
+    """A runner on the Dask scheduler at `scheduler`, closed after use; None without one."""
+    if not scheduler:
+        yield None
+        return
+    from .cluster import connect
+
+    with connect(scheduler) as runner:
+        yield runner
 
 
 def _update(idx: IndexDir, roots: list[str], found: ScanResult, model: LazyModel | None, *, reembed: bool = False,
@@ -107,10 +124,12 @@ def duplicates(
     *, index_dir: str, paths: Sequence[str] = (), threshold: float | None = None, by: str = "auto",
     between: tuple[str, str] | None = None, keep: str | None = None, workers: int | None = None,
     move_to: str | None = None, progress: Progress = _quiet_progress, notify: Notify = _quiet_notify,
+    scheduler: str | None = None,
 ) -> DupesReport:
     """Groups of duplicates among indexed files (under `paths` where given; those are indexed first).
     `keep` picks each group's keeper (keeper.keeper_rule). `move_to`: the folder the report's duplicates are to
-    be moved to, refused (before any work) when it lies inside a folder the index covers."""
+    be moved to, refused (before any work) when it lies inside a folder the index covers. `scheduler`: a Dask
+    scheduler whose workers index `paths` and verify the candidate pairs (the search stays in this process)."""
     keeper = keeper_rule(keep)
     check_choice("--by", by, BY)
     if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -118,15 +137,16 @@ def duplicates(
     scope = _existing_roots([*paths, *(between or ())])
     if move_to is not None:
         _check_destination(move_to, scope)  # before the index is opened, let alone written
-    with IndexDir.open(index_dir, write=bool(scope), notify=notify) as idx:
+    with _cluster(scheduler) as cluster, IndexDir.open(index_dir, write=bool(scope), notify=notify) as idx:
         if move_to is not None:
             _check_destination(move_to, idx.catalog.roots())
         if scope:  # files added later are embedded with the model the index already holds
             spec = idx.catalog.get_meta("model") if idx.catalog.counts()["embedded"] else None
             found = scan(scope, on_found=lambda n: progress("scan", n, 0))
-            _update(idx, scope, found, _model(spec, notify), workers=workers, progress=progress)
+            _update(idx, scope, found, _model(spec, notify), runner=cluster,
+                    workers=cluster.threads() if cluster else workers, progress=progress)
         progress("group", 0, 1)
-        report = _group(idx, scope or None, threshold, by, keeper, notify)
+        report = _group(idx, scope or None, threshold, by, keeper, notify, runner=cluster)
     if between:
         kept = spanning(report.groups, *_existing_roots(between))
         report = DupesReport(report.threshold, report.by, tuple(kept), report.files, report.errors, report.missing)
@@ -135,7 +155,7 @@ def duplicates(
 
 
 def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: str, keeper,
-           notify: Notify = _quiet_notify) -> DupesReport:
+           notify: Notify = _quiet_notify, runner: Runner | None = None) -> DupesReport:
     """Exact copies collapse into one node; near pairs (hash, CLIP or both) are searched between nodes and joined
     into star groups. With by="auto", `threshold` applies to CLIP and hashes use their own default. A file gone
     from disk since it was indexed is never reported: the groups are made again without it."""
@@ -155,24 +175,26 @@ def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: 
     if mode in ("auto", "clip"):
         ids, vecs = catalog.embeddings(roots)
         vectors = dict(zip(ids.tolist(), vecs))
-    groups, gone = _groups_of(idx, files, mode, threshold, vectors, keeper), set()
+    groups, gone = _groups_of(idx, files, mode, threshold, vectors, keeper, runner), set()
     while went := {m.file.id for g in groups for m in g.members if not os.path.exists(m.file.path)}:
         gone |= went  # a stat per reported file; the groups are made again only when some went
         files = [f for f in files if f.id not in went]
-        groups = _groups_of(idx, files, mode, threshold, vectors, keeper)
+        groups = _groups_of(idx, files, mode, threshold, vectors, keeper, runner)
     if gone:
         notify(_gone_notice(len(gone)))
     return DupesReport(threshold=threshold, by=mode, groups=tuple(groups), files=len(files),
                        errors=len(catalog.errors(roots)), missing=len(gone))
 
 
-def _groups_of(idx: IndexDir, files, mode: str, threshold: float, vectors: dict, keeper) -> list:
+def _groups_of(idx: IndexDir, files, mode: str, threshold: float, vectors: dict, keeper,
+               runner: Runner | None = None) -> list:
     nodes = by_content(files)
     reps = [n[0] for n in nodes]
     pairs, local = [], None
     if mode in ("hash", "auto") and len(nodes) > 1:
         local = LocalFeatures(idx.catalog.local_features)
-        pairs += hash_pairs(reps, threshold if mode == "hash" else DEFAULT_HASH_THRESHOLD, local=local)
+        pairs += hash_pairs(reps, threshold if mode == "hash" else DEFAULT_HASH_THRESHOLD, local=local,
+                            runner=runner)
     if mode in ("clip", "auto") and vectors:
         pairs += clip_pairs(reps, vectors, threshold)
     return make_groups(nodes, pairs, keeper=keeper, similarity=Similarity(vectors, local))

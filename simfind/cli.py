@@ -138,6 +138,15 @@ WorkersOpt = Annotated[
     ),
 ]
 
+SchedulerOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--scheduler", envvar="SIMFIND_SCHEDULER", show_default=False, metavar="ADDRESS",
+        help="Run the per-file work on the Dask cluster of this scheduler (tcp://HOST:8786; needs simfind[dask]). "
+             "Its workers must see the same paths (and the model's weights).",
+    ),
+]
+
 
 ModelOpt = Annotated[
     Optional[str],
@@ -300,6 +309,7 @@ def index_cmd(
         Optional[list[str]], typer.Option("--exclude", help="Skip paths matching this glob (repeatable).", show_default=False)
     ] = None,
     hidden: Annotated[bool, typer.Option("--hidden", help="Include hidden files and folders.")] = False,
+    scheduler: SchedulerOpt = None,
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Set the catalog aside (kept under a dated name) and index every file "
                                              "again: the fix for a damaged index.")
@@ -322,7 +332,7 @@ def index_cmd(
             [str(d) for d in dirs], index_dir=index_dir, workers=workers, hidden=hidden, exclude=exclude or (),
             clip=None if no_clip else (model or _default_model()), require_clip=require_clip, reembed=reembed,
             device=device.value, precision=precision.value, batch_size=batch_size, rebuild=rebuild,
-            progress=progress, notify=_notify(quiet), quiet=quiet,
+            progress=progress, notify=_notify(quiet), quiet=quiet, scheduler=scheduler,
         )
     if not quiet:
         from .render import index_summary
@@ -391,6 +401,7 @@ def dupes_cmd(
                                    "index folder's logs/.", dir_okay=False, show_default=False),
     ] = None,
     workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Report groups of duplicate images. Each group names the file to keep (--keep) and each other file's
@@ -408,7 +419,7 @@ def dupes_cmd(
             index_dir=index_dir, paths=[str(p) for p in paths or []], threshold=threshold, by=by.value,
             between=(str(between[0]), str(between[1])) if between else None, keep=keep, workers=workers,
             move_to=str(to) if to is not None else None,
-            progress=progress, notify=_notify(quiet),
+            progress=progress, notify=_notify(quiet), scheduler=scheduler,
         )
     if action is not None:
         _act(report, action.value, to, dry_run, yes, log, index_dir, quiet)

@@ -308,6 +308,11 @@ class LazyModel:
         self._availability: Availability | None = None
         self.memo = ""  # after get(): the memo of the situation that kept the weights away, "" when none did
 
+    @property
+    def options(self) -> dict:
+        """What load() is given: spec, device, precision, threads."""
+        return dict(self._load)
+
     def check(self) -> None:
         """Fail early, before a scan: UsageError for a spec that can never work; ModelUnavailable when the
         weights cannot be had and `require`."""
@@ -501,6 +506,24 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", threads: int | None
     clip = ClipModel(canonical(spec), model, tokenizer, pp, dev, 0, chosen, agreement)
     clip.dim = int(clip.embed_pixels(np.zeros((1, size, size, 3), np.uint8)).shape[-1])
     return clip
+
+
+def weights_digest(model) -> str:
+    """A digest of a model's weights that does not depend on the precision it runs in: every tensor as bf16 (the
+    rounding convert_weights_to_lp applies), so that a worker running bf16 and one running fp32 of the same
+    checkpoint agree, and any other checkpoint differs."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        t = tensor.detach().to("cpu")
+        if t.is_floating_point():
+            t = t.to(torch.bfloat16).view(torch.int16)
+        digest.update(t.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _patch_embedding_as_matmul(model) -> None:

@@ -35,6 +35,14 @@ class ModelUnavailable(SimfindError):
     """The CLIP model's weights cannot be had (offline, not cached, folder missing)."""
 
 
+class SchedulerUnreachable(SimfindError):
+    """The Dask scheduler given by --scheduler does not answer."""
+
+
+class ClusterMismatch(SimfindError):
+    """The cluster's workers do not all hold the same CLIP model (spec and weights)."""
+
+
 class Interrupted(SimfindError):
     """Ctrl-C during indexing. What finished is committed."""
 

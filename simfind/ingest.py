@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from .errors import Interrupted, SimfindError
 from .interrupts import check, deferred
-from .records import Failure, Features
+from .records import Failure
 
 if TYPE_CHECKING:
     from .embed import ClipModel, LazyModel
@@ -48,9 +48,10 @@ def ingest(idx: IndexDir, plan: Plan, *, lazy: LazyModel | None, runner: Runner 
     failures: list[Failure] = []
     done = done_bytes = 0
     batches = None
+    remote = lazy is not None and getattr(runner, "remote", False)  # the cluster's workers load the model
     try:  # from the model's load on: an interrupt while torch loads is one too
         model = None
-        if lazy is not None and plan.todo:
+        if lazy is not None and plan.todo and not remote:
             told = catalog.get_meta(UNAVAILABLE_MEMO) or None
             model = lazy.get(told)
             if (lazy.memo or None) != told:
@@ -60,23 +61,20 @@ def ingest(idx: IndexDir, plan: Plan, *, lazy: LazyModel | None, runner: Runner 
             elif catalog.get_meta("model") != model.spec or catalog.get_meta("dim") != str(model.dim):
                 catalog.clear_embeddings(model.spec, model.dim)  # a first model for this index (check_model ran)
         todo = plan.todo
-        phase, total_bytes = ("index" if model is not None else "hash"), sum(f.size for f in todo)
+        embedding = model is not None or remote
+        phase, total_bytes = ("index" if embedding else "hash"), sum(f.size for f in todo)
 
         def report() -> None:
             progress(phase, *((done, len(todo)) if phase == "index" else (done_bytes, total_bytes)))
 
         report()
         if todo:  # decoding pulls in Pillow, numpy and maybe a process pool: only when there is work
-            from .pipeline import CHUNK_SIZE, clip_workers, make_runner, run
-
-            if workers is None and model is not None:
-                workers = clip_workers(model.device)
-            runner = runner or make_runner(workers, overlap=model is not None, work_bytes=total_bytes)
-            batches = run(todo, runner, batch_size if model else CHUNK_SIZE, model.preprocess if model else None,
-                          workers)
-            for batch in batches:
+            if remote:
+                batches = _remote_batches(idx, runner, todo, lazy, batch_size)
+            else:
+                batches = _local_batches(runner, todo, model, workers, batch_size, total_bytes)
+            for batch, vectors in batches:
                 check()
-                vectors = _embeddings(model, batch) if model is not None else None
                 with deferred():  # what is committed is counted, so that the message says what the catalog holds
                     catalog.write(batch, vectors)
                     failures += [r for r in batch if isinstance(r, Failure)]
@@ -85,21 +83,56 @@ def ingest(idx: IndexDir, plan: Plan, *, lazy: LazyModel | None, runner: Runner 
                 report()
     except KeyboardInterrupt:
         if batches is not None:
-            batches.close()  # the runner stops its workers now, not at exit
+            batches.close()  # the runner stops its workers (or cancels the cluster's tasks) now, not at exit
         raise Interrupted(interrupted(done, len(plan.todo))) from None
     return failures, len(plan.embed_only)
 
 
+def _local_batches(runner, todo, model: ClipModel | None, workers: int | None, batch_size: int, total_bytes: int):
+    """(results, embeddings) per finished chunk, decoded by this machine's workers and embedded here."""
+    from .pipeline import CHUNK_SIZE, clip_workers, embeddings, make_runner, run
+
+    if workers is None and model is not None:
+        workers = clip_workers(model.device)
+    runner = runner or make_runner(workers, overlap=model is not None, work_bytes=total_bytes)
+    chunks = run(todo, runner, batch_size if model else CHUNK_SIZE, model.preprocess if model else None, workers)
+    try:
+        for batch in chunks:
+            yield batch, embeddings(model, batch) if model is not None else None
+    finally:
+        chunks.close()
+
+
+def _remote_batches(idx: IndexDir, runner, todo, lazy: LazyModel, batch_size: int):
+    """(results, embeddings) per finished chunk, decoded and embedded on a cluster's workers (cluster.py), each
+    of which must hold the same model: the first answer's identity (spec and weights digest) is the one."""
+    from functools import partial
+
+    from .cluster import embedded_chunk
+    from .errors import ClusterMismatch
+    from .pipeline import chunks
+
+    catalog = idx.catalog
+    options = lazy.options
+    work = partial(embedded_chunk, spec=options["spec"], device=options["device"], precision=options["precision"])
+    identity = None
+    answers = runner.map(work, chunks(todo, batch_size))
+    try:
+        for batch, vectors, who in answers:
+            if identity is None:
+                identity = who
+            elif who != identity:
+                raise ClusterMismatch(
+                    f"the cluster's workers hold different weights for {lazy.spec} ({identity.split()[-1]} and "
+                    f"{who.split()[-1]}); give every worker the same model files")
+            if vectors:
+                dim = str(len(next(iter(vectors.values()))) // 2)  # float16
+                if catalog.get_meta("model") != lazy.spec or catalog.get_meta("dim") != dim:
+                    catalog.clear_embeddings(lazy.spec, int(dim))  # a first model for this index
+            yield batch, vectors
+    finally:
+        answers.close()
+
+
 def interrupted(done: int, total: int) -> str:
     return f"interrupted: {done} of {total} files were indexed and kept; run the same command again to finish"
-
-
-def _embeddings(model: ClipModel, batch) -> dict[str, bytes]:
-    """path -> the embedding as the catalog stores it (L2-normalised float16 bytes)."""
-    import numpy as np
-
-    done = [r for r in batch if isinstance(r, Features) and r.pixels is not None]
-    if not done:
-        return {}
-    vecs = model.embed_pixels(np.stack([r.pixels for r in done]))
-    return {r.ref.path: v.astype(np.float16).tobytes() for r, v in zip(done, vecs)}

@@ -17,6 +17,8 @@ from .records import IndexedFile
 if TYPE_CHECKING:
     import numpy as np
 
+    from .pipeline import Runner
+
 # Chosen on ../shared/data/labelled and bench/bench_quality.py (README, "Choosing the threshold").
 DEFAULT_HASH_THRESHOLD = 0.9
 # Where published CLIP near-duplicate work (e.g. LAION's dedup) starts; not yet checked against real weights.
@@ -80,11 +82,12 @@ class LocalFeatures:
 
 
 def hash_pairs(files: Sequence[IndexedFile], threshold: float, focus: Sequence[int] | None = None,
-               local: LocalFeatures | None = None) -> list[Pair]:
+               local: LocalFeatures | None = None, runner: Runner | None = None) -> list[Pair]:
     """Verified perceptual pairs at or above `threshold`: any rotation or mirror, whole frames;
     upright pHash alone for rows without a thumbnail; with `local` (the files' local features), also the pairs
     local features find and their geometry verifies, and without the hash's pairs that geometry refutes. `focus`
-    (positions in `files`): only the pairs with one of these, the same that the whole search finds for them."""
+    (positions in `files`): only the pairs with one of these, the same that the whole search finds for them.
+    `runner`: where the verification of many candidate pairs runs (pipeline.over_pairs; default: local workers)."""
     import numpy as np
 
     from .knn import binary_range
@@ -107,9 +110,9 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, focus: Sequence[i
         def blobs(rows: list[int]) -> list[bytes]:
             return local.blobs([pictures[r] for r in rows])
 
-        found = _unrefuted(blobs, thumbs, found)
+        found = _unrefuted(blobs, thumbs, found, runner)
         most = local_searched(2 * len(pictures))  # each picture and its mirror image
-        found += _geometric_pairs(local.searched(pictures, most), blobs, thumbs, found, max_dist, rows)
+        found += _geometric_pairs(local.searched(pictures, most), blobs, thumbs, found, max_dist, rows, runner)
     pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d)) for i, j, d in found]
     old = [k for k, f in enumerate(files) if not f.thumb]
     if old:
@@ -126,7 +129,7 @@ VETO_FROM = 2
 
 
 def _unrefuted(blobs: Callable[[list[int]], list[bytes]], thumbs: np.ndarray,
-               found: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+               found: list[tuple[int, int, int]], runner: Runner | None = None) -> list[tuple[int, int, int]]:
     """`found` less the pairs, of those VETO_FROM bits apart or more, that local features refute
     (geometry.refuted)."""
     import numpy as np
@@ -139,14 +142,14 @@ def _unrefuted(blobs: Callable[[list[int]], list[bytes]], thumbs: np.ndarray,
         return found
     i = np.array([found[k][0] for k in weak])
     j = np.array([found[k][1] for k in weak])
-    (no,) = over_pairs(refuted, blobs, thumbs.reshape(-1, 32, 32), i, j, np.zeros(len(i), bool))
+    (no,) = over_pairs(refuted, blobs, thumbs.reshape(-1, 32, 32), i, j, np.zeros(len(i), bool), runner=runner)
     drop = {weak[k] for k in np.flatnonzero(no).tolist()}
     return [p for k, p in enumerate(found) if k not in drop]
 
 
 def _geometric_pairs(searched, blobs: Callable[[list[int]], list[bytes]], thumbs: np.ndarray,
-                     found: list[tuple[int, int, int]], max_dist: int,
-                     focus: np.ndarray | None) -> list[tuple[int, int, int]]:
+                     found: list[tuple[int, int, int]], max_dist: int, focus: np.ndarray | None,
+                     runner: Runner | None = None) -> list[tuple[int, int, int]]:
     """Pairs (i, j, distance) that local features propose (`searched`: candidates.Stacked of each picture's
     strongest descriptors, then its mirror image's) and their geometry verifies (geometry.py; `blobs`: picture
     numbers -> packed features), beyond those `found`; a pair proposed both as it is and mirrored counts at the
@@ -163,7 +166,8 @@ def _geometric_pairs(searched, blobs: Callable[[list[int]], list[bytes]], thumbs
     known = {(a, b) for a, b, _d in found}
     new = np.array([(a, b) not in known for a, b in zip(i.tolist(), j.tolist())], bool)
     i, j, mirror = i[new], j[new], mirror[new]
-    ok, dist = over_pairs(geometric_distances, blobs, thumbs.reshape(-1, 32, 32), i, j, mirror, LOCAL_EDIT_BITS)
+    ok, dist = over_pairs(geometric_distances, blobs, thumbs.reshape(-1, 32, 32), i, j, mirror, LOCAL_EDIT_BITS,
+                          runner=runner)
     ok &= dist <= max_dist
     best: dict[tuple[int, int], int] = {}
     for a, b, d in zip(i[ok].tolist(), j[ok].tolist(), dist[ok].tolist()):

@@ -94,6 +94,18 @@ def _local_features(image, frame: bytes) -> bytes:
     return extract(grey)
 
 
+def embeddings(model, results: Sequence[Result]) -> dict[str, bytes]:
+    """path -> the CLIP embedding of each decoded result (its prepared pixels) as the catalog stores it:
+    L2-normalised float16 bytes. `model`: an embed.ClipModel."""
+    import numpy as np
+
+    done = [r for r in results if isinstance(r, Features) and r.pixels is not None]
+    if not done:
+        return {}
+    vecs = model.embed_pixels(np.stack([r.pixels for r in done]))
+    return {r.ref.path: v.astype(np.float16).tobytes() for r, v in zip(done, vecs)}
+
+
 def _with_phashes(results: list[Result]) -> list[Result]:
     done = [i for i, r in enumerate(results) if isinstance(r, Features)]
     if done:
@@ -213,7 +225,8 @@ def over_pairs(fn: Callable, blobs: Callable[[list[int]], list[bytes]], thumbs, 
     more than a few tasks' are in memory at once. Returns a tuple of arrays."""
     import numpy as np
 
-    n, w = len(i), workers or default_workers()
+    n = len(i)
+    w = workers or (runner.threads() if hasattr(runner, "threads") else default_workers())
     if n < IN_PROCESS_PAIRS or w <= 1:
         pics, ends = np.unique(np.concatenate((i, j)), return_inverse=True)
         out = fn(blobs(pics.tolist()), thumbs[pics], ends[:n], ends[n:], flags, *args)
