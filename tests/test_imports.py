@@ -20,8 +20,8 @@ import pytest
 
 import simfind
 
-HEAVY = frozenset({"numpy", "faiss", "PIL", "torch", "open_clip", "cv2", "dask", "scipy", "pillow_heif",
-                   "imagehash", "torchvision"})
+HEAVY = frozenset({"numpy", "faiss", "PIL", "torch", "open_clip", "cv2", "dask", "distributed", "scipy",
+                   "pillow_heif", "imagehash", "torchvision"})
 _DUMP = "import atexit, json, sys\natexit.register(lambda: print('\\nMODULES ' + json.dumps(sorted(sys.modules))))\n"
 
 
@@ -85,6 +85,19 @@ def test_the_console_script_help_exits_0():
         pytest.skip(f"no console script at {script} (simfind is not installed in this interpreter's environment)")
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "Usage" in out.stdout, out.stderr
+
+
+def test_a_hash_only_index_and_report_load_neither_dask_nor_torch(tmp_path):
+    from PIL import Image
+
+    for k in range(3):
+        Image.new("RGB", (64, 48), (80 * k, 40, 200)).save(tmp_path / f"{k}.png")
+    runs = [["index", str(tmp_path), "--no-clip", "-q", "--index", str(tmp_path / "idx")],
+            ["dupes", "-q", "--index", str(tmp_path / "idx")]]
+    code = ("import sys\nfrom simfind.cli import app\n"
+            f"for argv in {runs!r}:\n    app(argv, standalone_mode=False)\n")
+    loaded = _loaded_after(code)
+    assert "PIL" in loaded and not loaded & {"dask", "distributed", "torch", "open_clip"}, sorted(loaded & HEAVY)
 
 
 def test_every_module_imports_alone_in_a_fresh_interpreter():
