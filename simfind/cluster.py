@@ -1,11 +1,11 @@
 """A Dask cluster as the pipeline's runner: the per-file work (read, decode, hashes, thumbnails, local features,
 CLIP) runs on the cluster's workers and the results stream back to the command, which commits them.
 
-distributed.Client is used directly rather than through joblib's dask backend: the pipeline's runner hands out a
-bounded number of chunks ahead and takes results as they finish (pipeline.JoblibRunner), which Client.submit and
-as_completed give as they are, and Client.cancel stops what is left on Ctrl-C; joblib's backend adds a Parallel
-call per map and hands out work as tasks finish, not as the command takes results (bench/bench_cluster.py
-measures the two). Nothing here imports Dask until a scheduler is asked for.
+distributed.Client is used directly rather than through joblib's dask backend. Both map the same chunks in the
+same time (bench/bench_cluster.py: within a few per cent), but the Client gives what the runner needs as it is:
+a bounded number of chunks out ahead, handed out as the command takes results (as pipeline.JoblibRunner does),
+results as they finish (as_completed), and Client.cancel for what is left on Ctrl-C. Nothing here imports Dask
+until a scheduler is asked for.
 
 A worker that is lost mid-run loses nothing: the scheduler runs its tasks again elsewhere, and each task's
 result is taken (and committed) once, when its future first completes.
