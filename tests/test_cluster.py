@@ -180,3 +180,14 @@ def test_dupes_on_the_cluster_reports_what_a_local_dupes_reports(folder, cluster
     remote = api.duplicates(index_dir=str(tmp_path / "idx"), scheduler=cluster.scheduler_address)
     groups = lambda r: sorted(sorted(m.file.path for m in g.members) for g in r.groups)  # noqa: E731
     assert groups(remote) == groups(local) and len(local.groups) == 4
+
+
+def test_scheduler_without_dask_installed_is_exit_2_naming_the_extra(folder, tmp_path):
+    code = ("import sys\nsys.modules['distributed'] = None  # as if dask[distributed] were not installed\n"
+            "from simfind.__main__ import main\n"
+            f"sys.argv = ['simfind', 'index', {str(folder)!r}, '--no-clip', '--index', {str(tmp_path / 'idx')!r}, "
+            "'--scheduler', 'tcp://127.0.0.1:8786']\nmain()\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.splitlines() == ["simfind: error: --scheduler tcp://127.0.0.1:8786: Dask is not installed; "
+                                       "pip install 'simfind[dask]'"]
