@@ -237,8 +237,6 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
     loading the model); otherwise, for an image, the files `dupes` would pair with it at `threshold` (the default
     hash threshold when none is given), by the same search and checks. `exclude_self`: an indexed query image
     finds itself first, at 1.0; this leaves its own path out (its copies stay). Files gone from disk are left out."""
-    from . import rank
-
     if k < 1:
         raise UsageError(f"-k must be at least 1, not {k}")
     is_image = os.path.isfile(text_or_image)
@@ -247,37 +245,57 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
     if not is_image and _looks_like_a_path(text_or_image):
         raise UsageError(f"no such image file: {text_or_image}")
     label = os.path.abspath(text_or_image) if is_image else text_or_image
+    data = _read_query(text_or_image) if is_image else None
     with IndexDir.open(index_dir) as idx:
-        catalog = idx.catalog
-        counts = catalog.counts()
-        spec = catalog.get_meta("model") if counts["embedded"] else None
-        if not spec and not is_image:  # one answer, whether or not the index holds any files
-            raise UsageError(f"{text_or_image!r} is not a file, and a text query needs CLIP embeddings, which this "
-                             "index does not have: index the folders again without --no-clip (the model's weights "
-                             "must be available) to search by text")
-        if not counts["files"]:
-            return QueryReport(label, "clip" if spec else "hash", (), threshold, 0)
-        if not spec and threshold is None:
-            threshold = DEFAULT_HASH_THRESHOLD  # a hash query lists what dupes would pair with it
-        if spec:
-            vector = _query_vector(idx, text_or_image, is_image, spec, device, precision)
+        return search(idx, label, data=data, k=k, threshold=threshold, exclude_self=exclude_self,
+                      model=partial(_load_model, device=device, precision=precision))
 
-            def ranked(n: int) -> list[tuple[IndexedFile, float]]:
-                found = rank.by_clip(idx.vectors(), vector, n, text=not is_image)
-                files = {f.id: f for f in catalog.files_by_id([i for i, _s in found])}
-                return [(files[i], s) for i, s in found if i in files]
-        else:
-            q = _query_features(text_or_image)
-            me = IndexedFile(-1, label, q.ref.size, q.ref.mtime_ns, q.content_hash, q.width, q.height, q.phash,
-                             q.thumb, q.content_pixels, q.frame or None)
-            files = catalog.indexed_files()
-            local = LocalFeatures(catalog.local_features, {q.content_hash: q.local})
-            found = matches_of(me, files, threshold, local)
 
-            def ranked(n: int) -> list[tuple[IndexedFile, float]]:
-                return found[:n]
+def _load_model(spec: str, *, device: str, precision: str):
+    from .embed import load
 
-        matches = _present(ranked, k + (1 if exclude_self else 0))
+    return load(spec, device=device, precision=precision)
+
+
+def search(idx: IndexDir, label: str, *, data: bytes | None = None, k: int = 10, threshold: float | None = None,
+           exclude_self: bool = False, model: Callable | None = None) -> QueryReport:
+    """query() on an open index: the image `data` (its bytes; `label` names it) or, without data, the text
+    `label`. `model`: spec -> embed.ClipModel, asked only when the query needs a forward pass (a server passes
+    the model it holds)."""
+    from . import rank
+
+    is_image = data is not None
+    catalog = idx.catalog
+    counts = catalog.counts()
+    spec = catalog.get_meta("model") if counts["embedded"] else None
+    if not spec and not is_image:  # one answer, whether or not the index holds any files
+        raise UsageError(f"{label!r} is not a file, and a text query needs CLIP embeddings, which this "
+                         "index does not have: index the folders again without --no-clip (the model's weights "
+                         "must be available) to search by text")
+    if not counts["files"]:
+        return QueryReport(label, "clip" if spec else "hash", (), threshold, 0)
+    if not spec and threshold is None:
+        threshold = DEFAULT_HASH_THRESHOLD  # a hash query lists what dupes would pair with it
+    if spec:
+        vector = _query_vector(idx, label, data, spec, model or partial(_load_model, device="auto",
+                                                                         precision="auto"))
+
+        def ranked(n: int) -> list[tuple[IndexedFile, float]]:
+            found = rank.by_clip(idx.vectors(), vector, n, text=not is_image)
+            files = {f.id: f for f in catalog.files_by_id([i for i, _s in found])}
+            return [(files[i], s) for i, s in found if i in files]
+    else:
+        q = _query_features(label, data)
+        me = IndexedFile(-1, label, q.ref.size, q.ref.mtime_ns, q.content_hash, q.width, q.height, q.phash,
+                         q.thumb, q.content_pixels, q.frame or None)
+        files = catalog.indexed_files()
+        local = LocalFeatures(catalog.local_features, {q.content_hash: q.local})
+        found = matches_of(me, files, threshold, local)
+
+        def ranked(n: int) -> list[tuple[IndexedFile, float]]:
+            return found[:n]
+
+    matches = _present(ranked, k + (1 if exclude_self else 0))
     if exclude_self:
         own = os.path.realpath(label)
         matches = [(f, s) for f, s in matches if os.path.realpath(f.path) != own]
@@ -306,23 +324,20 @@ def _present(ranked: Callable[[int], list], k: int) -> list:
         n += 2 * (len(found) - len(present))
 
 
-def _query_vector(idx: IndexDir, text_or_image: str, is_image: bool, spec: str, device: str, precision: str):
-    """(1, dim) float32: a stored embedding where the index holds the query image's bytes (the file itself, or a
-    byte copy: no model load, no forward pass), else the model's embedding of the image or the text."""
-    from .embed import load
-
-    data = None
-    if is_image:
+def _query_vector(idx: IndexDir, label: str, data: bytes | None, spec: str, model: Callable):
+    """(1, dim) float32: a stored embedding where the index holds the query image's bytes `data` (the file
+    itself, or a byte copy: no model load, no forward pass), else the model's embedding of the image or, without
+    data, of the text `label`."""
+    if data is not None:
         from .hashing import content_hash
 
-        data = _read_query(text_or_image)
         stored = idx.catalog.embedding_of_content(content_hash(data))
         if stored is not None:
             return stored[None]
-    model = load(spec, device=device, precision=precision)
-    if is_image:
-        return model.embed_pixels(_query_features(text_or_image, model.preprocess, data).pixels[None])
-    return model.embed_texts([text_or_image])
+    clip = model(spec)
+    if data is not None:
+        return clip.embed_pixels(_query_features(label, data, clip.preprocess).pixels[None])
+    return clip.embed_texts([label])
 
 
 def _read_query(path: str) -> bytes:
@@ -333,18 +348,15 @@ def _read_query(path: str) -> bytes:
         raise UsageError(f"cannot read the query image {path}: {e.strerror or e}") from None
 
 
-def _query_features(path: str, clip=None, data: bytes | None = None):
-    """The query image, read exactly as `index` reads files (same decode, same draft size), so that an indexed
-    file finds itself at similarity 1.0. `data`: its bytes where they were read already."""
+def _query_features(label: str, data: bytes, clip=None):
+    """The query image `data`, read exactly as `index` reads files (same decode, same draft size), so that an
+    indexed file finds itself at similarity 1.0."""
     from .pipeline import process_bytes
     from .records import Failure
 
-    if data is None:
-        data = _read_query(path)
-    st = os.stat(path)
-    result = process_bytes(FileRef(os.path.abspath(path), st.st_size, st.st_mtime_ns), data, clip)
+    result = process_bytes(FileRef(label, len(data), 0), data, clip)
     if isinstance(result, Failure):
-        raise UsageError(f"cannot read the query image {path}: {result.reason}")
+        raise UsageError(f"cannot read the query image {label}: {result.reason}")
     return result
 
 
