@@ -537,6 +537,30 @@ def query_cmd(
         raise typer.Exit(1)
 
 
+@app.command("serve")
+def serve_cmd(
+    index: IndexOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on. Anything but loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8765,
+    token: Annotated[
+        Optional[str],
+        typer.Option("--token", envvar="SIMFIND_TOKEN", show_default=False,
+                     help="Require 'Authorization: Bearer TOKEN' on every endpoint but /health and the upload page."),
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload accepted (MB).")] = 25.0,
+    device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.auto,
+) -> None:
+    """Answer queries over HTTP: POST /query (an image upload or a JSON text) with the JSON `query` prints,
+    POST /match with a verdict, GET /health, and an upload page at /. The index is read per request, so a
+    running `simfind index` is picked up without a restart. Needs simfind[serve]."""
+    from .serve import serve
+
+    serve(str(index or _default_index()), host=host, port=port, token=token, max_upload_mb=max_upload_mb,
+          device=device.value, precision=precision.value,
+          ready=lambda url: _err(f"serving {url} (Ctrl-C stops)"))
+
+
 @app.command("info")
 def info_cmd(
     index: IndexOpt = None,

@@ -226,7 +226,8 @@ def query_dict(report: QueryReport) -> dict:
         "version": JSON_VERSION,
         "query": report.query,
         "by": report.by,
-        "results": [{"rank": m.rank, "path": m.file.path, "similarity": round(m.similarity, 4)} for m in report.results],
+        "results": [{"rank": m.rank, "path": m.file.path, "similarity": round(m.similarity, 4), "id": m.file.id}
+                    for m in report.results],
     }
 
 
