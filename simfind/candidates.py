@@ -183,10 +183,11 @@ def local_candidates(descriptors: list[np.ndarray] | Stacked, focus: np.ndarray 
     if focus is None:
         return _best(*_votes(postings(), n, m, None), n)
     focus = np.unique(np.asarray(focus, np.int64))
-    key, votes = _votes(postings(), n, m, focus)
+    built = list(postings())  # both passes read every table: built once (the words are most of a query's cost)
+    key, votes = _votes(built, n, m, focus)
     i, j = key // 2 // n, key // 2 % n
     rows = np.union1d(focus, np.concatenate((i, j))[np.concatenate((votes, votes)) >= LOCAL_MIN_VOTES])
-    i, j, mirror = _best(*_votes(postings(), n, m, rows), n, rows)
+    i, j, mirror = _best(*_votes(built, n, m, rows), n, rows)
     keep = np.isin(i, focus) | np.isin(j, focus)
     return i[keep], j[keep], mirror[keep]
 
