@@ -18,7 +18,7 @@ test:
 	$(BIN)/python -m pytest -q
 
 bench:
-	$(BIN)/pip install --quiet -e ".[bench,dask]"
+	$(BIN)/pip install --quiet -e ".[bench,dask,serve,test]"
 	$(BIN)/python -m compileall -q simfind
 	$(BIN)/python bench/bench_index.py
 	$(BIN)/python bench/bench_quality.py --size full --out bench/results/quality.md
@@ -28,6 +28,7 @@ bench:
 	$(BIN)/python bench/bench_keeper.py --min 0.97
 	$(BIN)/python bench/bench_clip.py
 	$(BIN)/python bench/bench_cluster.py
+	$(BIN)/python bench/bench_serve.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
