@@ -251,7 +251,7 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
                       model=partial(_load_model, device=device, precision=precision))
 
 
-def _load_model(spec: str, *, device: str, precision: str):
+def _load_model(spec: str, *, device: str = "auto", precision: str = "auto"):
     from .embed import load
 
     return load(spec, device=device, precision=precision)
@@ -277,8 +277,7 @@ def search(idx: IndexDir, label: str, *, data: bytes | None = None, k: int = 10,
     if not spec and threshold is None:
         threshold = DEFAULT_HASH_THRESHOLD  # a hash query lists what dupes would pair with it
     if spec:
-        vector = _query_vector(idx, label, data, spec, model or partial(_load_model, device="auto",
-                                                                         precision="auto"))
+        vector = _query_vector(idx, label, data, spec, model or _load_model)
 
         def ranked(n: int) -> list[tuple[IndexedFile, float]]:
             found = rank.by_clip(idx.vectors(), vector, n, text=not is_image)

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from .errors import ModelUnavailable, SchedulerUnreachable, SimfindError, UsageError
 from .pipeline import embeddings, process_chunk
-from .records import FileRef
+from .records import Features, FileRef
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -146,5 +146,5 @@ def embedded_chunk(refs: list[FileRef], spec: str, device: str = "auto",
     model, identity = _worker_model(spec, device, precision)
     results = process_chunk(refs, model.preprocess)
     vectors = embeddings(model, results)
-    bare = [replace(r, pixels=None) if getattr(r, "pixels", None) is not None else r for r in results]
+    bare = [replace(r, pixels=None) if isinstance(r, Features) else r for r in results]
     return bare, vectors, identity

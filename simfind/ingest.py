@@ -48,7 +48,7 @@ def ingest(idx: IndexDir, plan: Plan, *, lazy: LazyModel | None, runner: Runner 
     failures: list[Failure] = []
     done = done_bytes = 0
     batches = None
-    remote = lazy is not None and getattr(runner, "remote", False)  # the cluster's workers load the model
+    remote = lazy is not None and runner is not None and runner.remote  # the cluster's workers load the model
     try:  # from the model's load on: an interrupt while torch loads is one too
         model = None
         if lazy is not None and plan.todo and not remote:
@@ -115,7 +115,7 @@ def _remote_batches(idx: IndexDir, runner, todo, lazy: LazyModel, batch_size: in
     catalog = idx.catalog
     options = lazy.options
     work = partial(embedded_chunk, spec=options["spec"], device=options["device"], precision=options["precision"])
-    identity = None
+    identity, ready = None, False
     answers = runner.map(work, chunks(todo, batch_size))
     try:
         for batch, vectors, who in answers:
@@ -125,10 +125,11 @@ def _remote_batches(idx: IndexDir, runner, todo, lazy: LazyModel, batch_size: in
                 raise ClusterMismatch(
                     f"the cluster's workers hold different weights for {lazy.spec} ({identity.split()[-1]} and "
                     f"{who.split()[-1]}); give every worker the same model files")
-            if vectors:
-                dim = str(len(next(iter(vectors.values()))) // 2)  # float16
-                if catalog.get_meta("model") != lazy.spec or catalog.get_meta("dim") != dim:
-                    catalog.clear_embeddings(lazy.spec, int(dim))  # a first model for this index
+            if vectors and not ready:  # the model's dimension is known from its first vectors
+                dim = len(next(iter(vectors.values()))) // 2  # float16
+                if catalog.get_meta("model") != lazy.spec or catalog.get_meta("dim") != str(dim):
+                    catalog.clear_embeddings(lazy.spec, dim)  # a first model for this index (check_model ran)
+                ready = True
             yield batch, vectors
     finally:
         answers.close()

@@ -116,12 +116,24 @@ def _with_phashes(results: list[Result]) -> list[Result]:
 
 
 class Runner(Protocol):
-    """Maps `fn` over `items`, yielding results in any order as they finish."""
+    """Maps `fn` over `items`, yielding results in any order as they finish. `remote`: its workers are other
+    machines', which load the CLIP model themselves (cluster.py) rather than send pixels back to this one."""
+
+    remote: bool
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]: ...
 
+    def threads(self) -> int:
+        """How many items it works on at once."""
+        ...
+
 
 class InProcessRunner:
+    remote = False
+
+    def threads(self) -> int:
+        return 1
+
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         for item in items:
             yield fn(item)
@@ -135,9 +147,14 @@ class JoblibRunner:
     instead of piling decoded pixels up in memory. joblib's Parallel has no such bound: it hands out new work as
     tasks finish, not as results are taken."""
 
+    remote = False
+
     def __init__(self, n_jobs: int, ahead: int | None = None):
         self.n_jobs = n_jobs
         self.ahead = ahead or 2 * n_jobs
+
+    def threads(self) -> int:
+        return self.n_jobs
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -226,7 +243,7 @@ def over_pairs(fn: Callable, blobs: Callable[[list[int]], list[bytes]], thumbs, 
     import numpy as np
 
     n = len(i)
-    w = workers or (runner.threads() if hasattr(runner, "threads") else default_workers())
+    w = workers or (runner.threads() if runner is not None else default_workers())
     if n < IN_PROCESS_PAIRS or w <= 1:
         pics, ends = np.unique(np.concatenate((i, j)), return_inverse=True)
         out = fn(blobs(pics.tolist()), thumbs[pics], ends[:n], ends[n:], flags, *args)

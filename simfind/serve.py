@@ -19,6 +19,7 @@ from collections.abc import Callable
 from .api import search
 from .errors import SimfindError, UsageError
 from .records import QueryReport
+from .render import query_dict
 from .store import IndexDir
 
 DEFAULT_PORT = 8765
@@ -80,12 +81,6 @@ class _Locked:
             return self._model.embed_texts(texts)
 
 
-def query_document(report: QueryReport) -> dict:
-    from .render import query_dict
-
-    return query_dict(report)
-
-
 def create_app(index_dir: str, *, token: str | None = None, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
                device: str = "auto", precision: str = "auto"):
     """The ASGI app. `token`: every endpoint but /health and the page itself needs 'Authorization: Bearer
@@ -127,9 +122,11 @@ def create_app(index_dir: str, *, token: str | None = None, max_upload_mb: float
             return raw
         kind = request.headers.get("content-type", "")
         if kind.startswith("multipart/form-data"):
-            request._body = raw  # Starlette parses the form from the body read (and limited) above
+            async def replay() -> dict:  # the form is parsed from the body read (and limited) above
+                return {"type": "http.request", "body": raw, "more_body": False}
+
             try:
-                form = await request.form()
+                form = await Request(request.scope, replay).form()
             except Exception as e:  # a malformed multipart body
                 return error(400, f"cannot parse the form: {e}")
             upload = form.get("image")
@@ -179,13 +176,13 @@ def create_app(index_dir: str, *, token: str | None = None, max_upload_mb: float
 
     async def query(request: Request):
         report = await run_query(request)
-        return report if isinstance(report, JSONResponse) else JSONResponse(query_document(report))
+        return report if isinstance(report, JSONResponse) else JSONResponse(query_dict(report))
 
     async def match(request: Request):
         report = await run_query(request, verdict=True)
         if isinstance(report, JSONResponse):
             return report
-        doc = query_document(report)
+        doc = query_dict(report)
         best = doc["results"][0] if doc["results"] else None
         return JSONResponse({"version": doc["version"], "query": doc["query"], "by": doc["by"],
                              "threshold": report.threshold, "match": best is not None, "best": best})
