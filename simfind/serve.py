@@ -136,11 +136,12 @@ def create_app(index_dir: str, *, token: str | None = None, max_upload_mb: float
                       "k": form.get("k"), "threshold": form.get("threshold")}
         elif kind.startswith("application/json"):
             try:
-                fields = json.loads(raw)
+                given = json.loads(raw)
             except ValueError:
                 return error(400, "the body is not valid JSON")
-            if not isinstance(fields, dict) or not isinstance(fields.get("text"), str) or not fields["text"].strip():
+            if not isinstance(given, dict) or not isinstance(given.get("text"), str) or not given["text"].strip():
                 return error(400, 'a JSON query is {"text": "...", "k": 10, "threshold": 0.9}')
+            fields = {"data": None, "label": given["text"], "k": given.get("k"), "threshold": given.get("threshold")}
         else:
             return error(415, "send an image as multipart/form-data (field 'image') or a text as JSON")
         try:
@@ -152,8 +153,7 @@ def create_app(index_dir: str, *, token: str | None = None, max_upload_mb: float
             return error(400, f"k must be between 1 and {MAX_K}")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             return error(400, "threshold must be a similarity between 0 and 1")
-        return {"data": fields.get("data"), "label": fields.get("label") or fields.get("text"), "k": k,
-                "threshold": threshold}
+        return {**fields, "k": k, "threshold": threshold}
 
     def answer(q: dict) -> QueryReport:
         with IndexDir.open(index_dir) as idx:  # read-only, per request: the newest committed revision

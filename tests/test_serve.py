@@ -99,6 +99,8 @@ def test_uploads_over_the_limit_and_malformed_requests_are_refused(library):
     assert big.status_code == 413 and "limit" in big.json()["error"]
     assert client.post("/query", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
     assert client.post("/query", content=b"{", headers={"content-type": "application/json"}).status_code == 400
+    text = client.post("/query", json={"text": "a cat", "data": "not bytes", "label": "/etc/passwd"})
+    assert text.status_code == 400 and "CLIP" in text.json()["error"]  # a text query, whatever else it carries
     assert client.post("/query", data={"k": "3"}).status_code in (400, 415)
     roomy = TestClient(create_app(str(index_dir)))
     assert upload(roomy, root / "lib" / "p1.jpg", k="many").status_code == 400
