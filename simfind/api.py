@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .errors import Interrupted, SimfindError, UsageError
 from .grouping import by_content, is_under, make_groups, spanning
+from .hashing import max_distance
 from .ingest import Progress, check_model, ingest, interrupted
 from .keeper import keeper_rule
 from .options import BY, check_choice
@@ -97,7 +98,7 @@ def _cluster(scheduler: str | None) -> Iterator[DaskRunner | None]:
 
 def _update(idx: IndexDir, roots: list[str], found: ScanResult, model: LazyModel | None, *, reembed: bool = False,
             runner: Runner | None = None, workers: int | None = None, batch_size: int = 32,
-            progress: Progress = _quiet_progress) -> IndexReport:
+            progress: Progress = _quiet_progress, lookup: bool = True) -> IndexReport:
     catalog = idx.catalog
     if model is not None:
         check_model(idx, model.spec, reembed)
@@ -110,14 +111,31 @@ def _update(idx: IndexDir, roots: list[str], found: ScanResult, model: LazyModel
     failed, embedded = ingest(idx, todo, lazy=model, runner=runner, workers=workers, batch_size=batch_size,
                               progress=progress)
     try:
-        if catalog.counts()["embedded"] and (todo.added or todo.updated or todo.removals or embedded):
-            idx.vectors()  # built now, so that the next query does not pay for it
+        if catalog.counts()["embedded"]:
+            if todo.added or todo.updated or todo.removals or embedded:
+                idx.vectors()  # built now, so that the next query does not pay for it
+        elif lookup and idx.lookup() is None:  # what a hash query searches, for this revision (or unreadable)
+            _write_lookup(idx, progress)
     except KeyboardInterrupt:  # every file is in: the derived files are built again when a search needs them
         raise Interrupted(interrupted(len(todo.todo), len(todo.todo))) from None
     failures = (*found.failures, *failed)
     return IndexReport(scanned=len(found.files), unchanged=todo.unchanged, added=todo.added, updated=todo.updated,
                        renamed=len(todo.renames), removed=len(todo.removals), failed=len(failures),
                        failures=failures, embedded=embedded, refreshed=todo.refreshed)
+
+
+def _write_lookup(idx: IndexDir, progress: Progress) -> None:
+    from .lookup import Lookup
+    from .pairs import local_searched
+
+    pictures = idx.catalog.content_pictures()
+    if not pictures:
+        return
+    progress("lookup", 0, 1)
+    most = local_searched(2 * len(pictures))  # each picture and its mirror image, as hash_pairs searches them
+    searched = LocalFeatures(idx.catalog.local_features).searched(pictures, most)
+    idx.save_lookup(Lookup.build(pictures, searched, most))
+    progress("lookup", 1, 1)
 
 
 def duplicates(
@@ -144,7 +162,7 @@ def duplicates(
             spec = idx.catalog.get_meta("model") if idx.catalog.counts()["embedded"] else None
             found = scan(scope, on_found=lambda n: progress("scan", n, 0))
             _update(idx, scope, found, _model(spec, notify), runner=cluster,
-                    workers=cluster.threads() if cluster else workers, progress=progress)
+                    workers=cluster.threads() if cluster else workers, progress=progress, lookup=False)
         progress("group", 0, 1)
         report = _group(idx, scope or None, threshold, by, keeper, notify, runner=cluster)
     if between:
@@ -266,13 +284,13 @@ def search(idx: IndexDir, label: str, *, data: bytes | None = None, k: int = 10,
 
     is_image = data is not None
     catalog = idx.catalog
-    counts = catalog.counts()
-    spec = catalog.get_meta("model") if counts["embedded"] else None
+    spec = catalog.get_meta("model") if catalog.has_embeddings() else None
     if not spec and not is_image:  # one answer, whether or not the index holds any files
         raise UsageError(f"{label!r} is not a file, and a text query needs CLIP embeddings, which this "
                          "index does not have: index the folders again without --no-clip (the model's weights "
                          "must be available) to search by text")
-    if not counts["files"]:
+    total = catalog.file_count()
+    if not total:
         return QueryReport(label, "clip" if spec else "hash", (), threshold, 0)
     if not spec and threshold is None:
         threshold = DEFAULT_HASH_THRESHOLD  # a hash query lists what dupes would pair with it
@@ -287,9 +305,7 @@ def search(idx: IndexDir, label: str, *, data: bytes | None = None, k: int = 10,
         q = _query_features(label, data)
         me = IndexedFile(-1, label, q.ref.size, q.ref.mtime_ns, q.content_hash, q.width, q.height, q.phash,
                          q.thumb, q.content_pixels, q.frame or None)
-        files = catalog.indexed_files()
-        local = LocalFeatures(catalog.local_features, {q.content_hash: q.local})
-        found = matches_of(me, files, threshold, local)
+        found = _hash_matches(idx, me, q.local, threshold)
 
         def ranked(n: int) -> list[tuple[IndexedFile, float]]:
             return found[:n]
@@ -300,7 +316,24 @@ def search(idx: IndexDir, label: str, *, data: bytes | None = None, k: int = 10,
         matches = [(f, s) for f, s in matches if os.path.realpath(f.path) != own]
     matches = [(f, s) for f, s in matches[:k] if threshold is None or s >= threshold - 1e-9]
     return QueryReport(label, "clip" if spec else "hash", tuple(Match(r, f, s) for r, (f, s) in enumerate(matches, 1)),
-                       threshold, counts["files"])
+                       threshold, total)
+
+
+def _hash_matches(idx: IndexDir, me: IndexedFile, blob: bytes, threshold: float) -> list[tuple[IndexedFile, float]]:
+    """matches_of over the candidates the revision's lookup gives the query (its own content's files included),
+    or, where `index` has built none, over the whole catalog."""
+    catalog = idx.catalog
+    local = LocalFeatures(catalog.local_features, {me.content_hash: blob})
+    lookup = idx.lookup()
+    if lookup is None:
+        return matches_of(me, catalog.indexed_files(), threshold, local)
+    from .verify import LOCAL_EDIT_BITS
+
+    own = lookup.row_of([f.id for f in catalog.files_with_content([me.content_hash])])
+    rows, proposed = lookup.near(me.thumb, me.frame, blob, max_distance(threshold) + LOCAL_EDIT_BITS, own)
+    content = {f.id: f.content_hash for f in catalog.files_by_id(lookup.ids[rows].tolist())}
+    files = catalog.files_with_content({*content.values(), me.content_hash})
+    return matches_of(me, files, threshold, local, [(content[int(lookup.ids[r])], m) for r, m in proposed])
 
 
 def _looks_like_a_path(text: str) -> bool:

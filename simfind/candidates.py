@@ -167,23 +167,11 @@ def local_candidates(descriptors: list[np.ndarray] | Stacked, focus: np.ndarray 
     m = len(counts)  # picture k's mirror image is picture n + k
     if n < 2 or counts.sum() == 0:
         return empty, empty, empty
-    owner = np.repeat(np.arange(m, dtype=np.int64), counts)
-    bits = int(np.clip(np.ceil(np.log2(columns.shape[1] / LOCAL_OCCUPANCY)), 16, 40))
-    rng = np.random.default_rng(20261203)
-    tables = [rng.choice(256, bits, replace=False) for _ in range(LOCAL_TABLES)]
-
-    def postings():  # each table's sorted unique word * m + picture, one table at a time
-        for positions in tables:
-            word = _words(columns, positions)
-            word *= m
-            word += owner
-            word.sort()
-            yield word[np.r_[True, word[1:] != word[:-1]]]
-
+    tables = word_tables(columns.shape[1])
     if focus is None:
-        return _best(*_votes(postings(), n, m, None), n)
+        return _best(*_votes(postings(descriptors, tables), n, m, None), n)
     focus = np.unique(np.asarray(focus, np.int64))
-    built = list(postings())  # both passes read every table: built once (the words are most of a query's cost)
+    built = list(postings(descriptors, tables))  # both passes read every table: built once (most of a query's cost)
     key, votes = _votes(built, n, m, focus)
     i, j = key // 2 // n, key // 2 % n
     rows = np.union1d(focus, np.concatenate((i, j))[np.concatenate((votes, votes)) >= LOCAL_MIN_VOTES])
@@ -192,7 +180,27 @@ def local_candidates(descriptors: list[np.ndarray] | Stacked, focus: np.ndarray 
     return i[keep], j[keep], mirror[keep]
 
 
-def _words(columns: np.ndarray, positions: np.ndarray) -> np.ndarray:
+def word_tables(descriptors: int) -> list[np.ndarray]:
+    """The bit positions of each table's words, for a search over `descriptors` descriptors in all: the same for
+    every run and every query over as many (a fixed seed)."""
+    bits = int(np.clip(np.ceil(np.log2(max(descriptors, 1) / LOCAL_OCCUPANCY)), 16, 40))
+    rng = np.random.default_rng(20261203)
+    return [rng.choice(256, bits, replace=False) for _ in range(LOCAL_TABLES)]
+
+
+def postings(descriptors: Stacked, tables: list[np.ndarray]):
+    """Each table's sorted unique word * m + picture (m pictures, mirror images included), a table at a time."""
+    m = len(descriptors.counts)
+    owner = np.repeat(np.arange(m, dtype=np.int64), descriptors.counts)
+    for positions in tables:
+        word = words(descriptors.columns, positions)
+        word *= m
+        word += owner
+        word.sort()
+        yield word[np.r_[True, word[1:] != word[:-1]]] if len(word) else word
+
+
+def words(columns: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Each descriptor's word (`columns`: descriptors as (32, M) bytes): its bits at `positions` (bit k of the word
     is bit positions[k] of the descriptor), built a byte at a time through a table of what each value adds."""
     word = np.zeros(columns.shape[1], np.int64)
@@ -203,6 +211,11 @@ def _words(columns: np.ndarray, positions: np.ndarray) -> np.ndarray:
             table |= ((values >> (7 - (int(positions[k]) & 7))) & 1) << k
         word |= table[columns[byte]]
     return word
+
+
+def all_votes(postings, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(key, votes) of every pair of pictures sharing LOCAL_MIN_VOTES words or more (see _votes)."""
+    return _votes(postings, n, m, None)
 
 
 def _votes(postings, n: int, m: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -268,18 +281,40 @@ def _best(key: np.ndarray, votes: np.ndarray, n: int, rows: np.ndarray | None = 
     keep = votes >= LOCAL_MIN_VOTES
     key, votes = key[keep], votes[keep]
     i, j, mirror = key // 2 // n, key // 2 % n, key % 2
-    row = np.arange(len(key))
-    src, dst, v, at = (np.concatenate((i, j)), np.concatenate((j, i)), np.concatenate((votes, votes)),
-                       np.concatenate((row, row)))
-    order = np.lexsort((dst, -v, src))
-    src, at = src[order], at[order]
-    starts = np.flatnonzero(np.r_[True, src[1:] != src[:-1]])
-    rank = np.arange(len(src)) - np.repeat(starts, np.diff(np.r_[starts, len(src)]))
+    src, _dst, _v, at, rank = _ranked(i, j, votes)
     best = rank < LOCAL_PER_IMAGE
     if rows is not None:
         best &= np.isin(src, rows)
     chosen = np.unique(at[best])
     return i[chosen], j[chosen], mirror[chosen]
+
+
+def _ranked(i: np.ndarray, j: np.ndarray, votes: np.ndarray):
+    """Each pair (i, j) from both of its pictures, ordered by picture, then most votes first, then the other
+    picture's row (the mirror key after the upright one where they tie): (src, dst, votes, pair number, rank of
+    the pair among src's)."""
+    row = np.arange(len(i))
+    src, dst, v, at = (np.concatenate((i, j)), np.concatenate((j, i)), np.concatenate((votes, votes)),
+                       np.concatenate((row, row)))
+    order = np.lexsort((dst, -v, src))
+    src, dst, v, at = src[order], dst[order], v[order], at[order]
+    starts = np.flatnonzero(np.r_[True, src[1:] != src[:-1]])
+    rank = np.arange(len(src)) - np.repeat(starts, np.diff(np.r_[starts, len(src)]))
+    return src, dst, v, at, rank
+
+
+def top_partners(key: np.ndarray, votes: np.ndarray, n: int, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """(partners, votes), each (n, top) int32: each picture's `top` best pairs among `key` (see _votes) as _best
+    ranks them, best first, as the other picture's row and the pair's votes (-1 and 0 past its last)."""
+    keep = votes >= LOCAL_MIN_VOTES
+    key, votes = key[keep], votes[keep]
+    src, dst, v, _at, rank = _ranked(key // 2 // n, key // 2 % n, votes)
+    partners = np.full((n, top), -1, np.int32)
+    counts = np.zeros((n, top), np.int32)
+    kept = rank < top
+    partners[src[kept], rank[kept]] = dst[kept]
+    counts[src[kept], rank[kept]] = v[kept]
+    return partners, counts
 
 
 def _shared_words(postings: np.ndarray, n: int, mask: np.ndarray | None = None):

@@ -272,11 +272,31 @@ class Catalog:
         return [IndexedFile(*row) for row in self.conn.execute(sql + " ORDER BY path", args)]
 
     def files_by_id(self, ids: Sequence[int]) -> list[IndexedFile]:
-        if not ids:
-            return []
-        marks = ",".join("?" * len(ids))
-        sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE error IS NULL AND id IN ({marks})"
-        return [IndexedFile(*row) for row in self.conn.execute(sql, list(ids))]
+        ids, out = list(ids), []
+        for start in range(0, len(ids), 30_000):  # under SQLite's limit of bound parameters
+            part = ids[start:start + 30_000]
+            sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE error IS NULL AND id IN ({','.join('?' * len(part))})"
+            out += [IndexedFile(*row) for row in self.conn.execute(sql, part)]
+        return out
+
+    def files_with_content(self, hashes: Iterable[bytes]) -> list[IndexedFile]:
+        """Every indexed file holding one of these contents, by id."""
+        hashes, out = list(hashes), []
+        for start in range(0, len(hashes), 30_000):  # under SQLite's limit of bound parameters
+            part = hashes[start:start + 30_000]
+            sql = (f"SELECT {_FILE_COLUMNS} FROM files WHERE error IS NULL AND content_hash IN "
+                   f"({','.join('?' * len(part))})")
+            out += [IndexedFile(*row) for row in self.conn.execute(sql, part)]
+        return sorted(out, key=lambda f: f.id)
+
+    def content_pictures(self) -> list[IndexedFile] | None:
+        """One file per content (the lowest id), by id; None when a file lacks a thumbnail (a row an older
+        version wrote, read again by the next `index`)."""
+        if self.conn.execute("SELECT 1 FROM files WHERE error IS NULL AND thumb IS NULL LIMIT 1").fetchone():
+            return None
+        sql = (f"SELECT {_FILE_COLUMNS} FROM files WHERE id IN (SELECT MIN(id) FROM files WHERE error IS NULL "
+               "GROUP BY content_hash) ORDER BY id")
+        return [IndexedFile(*row) for row in self.conn.execute(sql)]
 
     def errors(self, roots: Sequence[str] | None = None) -> list[tuple[str, str]]:
         sql = "SELECT path, error FROM files WHERE error IS NOT NULL"
@@ -292,6 +312,16 @@ class Catalog:
             " COUNT(phash), COUNT(embedding) FROM files"
         ).fetchone()
         return {"files": row[0], "errors": row[1], "hashed": row[2], "embedded": row[3]}
+
+    def file_count(self) -> int:
+        """Indexed files (errors not counted), from the content-hash index: no scan of the rows."""
+        return self.conn.execute("SELECT COUNT(content_hash) FROM files").fetchone()[0]
+
+    def has_embeddings(self) -> bool:
+        """Whether any file has a CLIP embedding: none without a model recorded, else the first row that has one."""
+        if self.get_meta("model") is None:
+            return False
+        return self.conn.execute("SELECT 1 FROM files WHERE embedding IS NOT NULL LIMIT 1").fetchone() is not None
 
     def outdated(self, roots: Sequence[str]) -> set[str]:
         """Paths under `roots` indexed by a simfind older than the current schema (camera and local are set in every

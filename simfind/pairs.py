@@ -82,12 +82,15 @@ class LocalFeatures:
 
 
 def hash_pairs(files: Sequence[IndexedFile], threshold: float, focus: Sequence[int] | None = None,
-               local: LocalFeatures | None = None, runner: Runner | None = None) -> list[Pair]:
+               local: LocalFeatures | None = None, runner: Runner | None = None,
+               proposed: Sequence[tuple[int, int, int]] | None = None) -> list[Pair]:
     """Verified perceptual pairs at or above `threshold`: any rotation or mirror, whole frames;
     upright pHash alone for rows without a thumbnail; with `local` (the files' local features), also the pairs
     local features find and their geometry verifies, and without the hash's pairs that geometry refutes. `focus`
     (positions in `files`): only the pairs with one of these, the same that the whole search finds for them.
-    `runner`: where the verification of many candidate pairs runs (pipeline.over_pairs; default: local workers)."""
+    `runner`: where the verification of many candidate pairs runs (pipeline.over_pairs; default: local workers).
+    `proposed`: the local-feature candidates (i, j, mirror), i < j, as positions in `files` that all have a
+    thumbnail, where they are known (lookup.Lookup found them for a query) instead of searched for."""
     import numpy as np
 
     from .knn import binary_range
@@ -111,8 +114,14 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, focus: Sequence[i
             return local.blobs([pictures[r] for r in rows])
 
         found = _unrefuted(blobs, thumbs, found, runner)
-        most = local_searched(2 * len(pictures))  # each picture and its mirror image
-        found += _geometric_pairs(local.searched(pictures, most), blobs, thumbs, found, max_dist, rows, runner)
+        if proposed is None:
+            most = local_searched(2 * len(pictures))  # each picture and its mirror image
+            proposed = _local_candidates(local.searched(pictures, most), rows)
+        else:
+            at = {k: r for r, k in enumerate(with_thumb)}
+            given = np.array([(at[i], at[j], m) for i, j, m in proposed], np.int64).reshape(-1, 3)
+            proposed = (given[:, 0], given[:, 1], given[:, 2].astype(bool))
+        found += _geometric_pairs(proposed, blobs, thumbs, found, max_dist, runner)
     pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d)) for i, j, d in found]
     old = [k for k, f in enumerate(files) if not f.thumb]
     if old:
@@ -147,22 +156,27 @@ def _unrefuted(blobs: Callable[[list[int]], list[bytes]], thumbs: np.ndarray,
     return [p for k, p in enumerate(found) if k not in drop]
 
 
-def _geometric_pairs(searched, blobs: Callable[[list[int]], list[bytes]], thumbs: np.ndarray,
-                     found: list[tuple[int, int, int]], max_dist: int, focus: np.ndarray | None,
+def _local_candidates(searched, focus: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, mirror) that local features propose (`searched`: candidates.Stacked of each picture's strongest
+    descriptors, then its mirror image's)."""
+    from .candidates import local_candidates
+
+    return local_candidates(searched, focus=focus, mirrored=True)
+
+
+def _geometric_pairs(proposed: tuple[np.ndarray, np.ndarray, np.ndarray], blobs: Callable[[list[int]], list[bytes]],
+                     thumbs: np.ndarray, found: list[tuple[int, int, int]], max_dist: int,
                      runner: Runner | None = None) -> list[tuple[int, int, int]]:
-    """Pairs (i, j, distance) that local features propose (`searched`: candidates.Stacked of each picture's
-    strongest descriptors, then its mirror image's) and their geometry verifies (geometry.py; `blobs`: picture
-    numbers -> packed features), beyond those `found`; a pair proposed both as it is and mirrored counts at the
-    closer."""
+    """Pairs (i, j, distance) among the local-feature candidates `proposed` (i, j, mirror) that their geometry
+    verifies (geometry.py; `blobs`: picture numbers -> packed features), beyond those `found`; a pair proposed
+    both as it is and mirrored counts at the closer."""
     import numpy as np
 
-    from .candidates import local_candidates
     from .geometry import geometric_distances
     from .pipeline import over_pairs
     from .verify import LOCAL_EDIT_BITS
 
-    i, j, mirror = local_candidates(searched, focus=focus, mirrored=True)
-    del searched  # the descriptors are read again, per task, for verification
+    i, j, mirror = proposed
     known = {(a, b) for a, b, _d in found}
     new = np.array([(a, b) not in known for a, b in zip(i.tolist(), j.tolist())], bool)
     i, j, mirror = i[new], j[new], mirror[new]
@@ -176,18 +190,24 @@ def _geometric_pairs(searched, blobs: Callable[[list[int]], list[bytes]], thumbs
 
 
 def matches_of(query: IndexedFile, files: Sequence[IndexedFile], threshold: float,
-               local: LocalFeatures | None = None) -> list[tuple[IndexedFile, float]]:
+               local: LocalFeatures | None = None,
+               proposed: Sequence[tuple[bytes, int]] | None = None) -> list[tuple[IndexedFile, float]]:
     """The files that hash_pairs pairs with `query` at `threshold`, most similar first: its byte copies (1.0),
     then what the search `dupes` makes finds for this one picture, so that a query and a report agree on every
-    pair. `local`: their local features, the query's included."""
+    pair. `local`: their local features, the query's included. The search runs over one file per content (the
+    lowest id), in id order, the query last. `proposed`: the local-feature candidates (content hash, mirror),
+    where they are known (lookup.Lookup), instead of searched for among `files` (which then need hold only the
+    candidates)."""
     same = [f for f in files if f.content_hash == query.content_hash]
     reps: dict[bytes, IndexedFile] = {}
-    for f in files:  # one file per content, as dupes searches them
+    for f in sorted(files, key=lambda f: f.id):  # one file per content, as dupes searches them
         if f.content_hash != query.content_hash:
             reps.setdefault(f.content_hash, f)
     others = list(reps.values())
+    at = {f.content_hash: k for k, f in enumerate(others)}
+    pairs = None if proposed is None else [(at[c], len(others), m) for c, m in proposed if c in at]
     best: dict[bytes, float] = {}
-    for i, j, sim in hash_pairs([*others, query], threshold, focus=[len(others)], local=local):
+    for i, j, sim in hash_pairs([*others, query], threshold, focus=[len(others)], local=local, proposed=pairs):
         content = others[i if j == len(others) else j].content_hash
         best[content] = max(sim, best.get(content, 0.0))
     found = [(f, best[f.content_hash]) for f in files if f.content_hash in best]

@@ -2,8 +2,10 @@
 
 The catalog (SQLite) is the source of truth. Beside it, files derived from it are kept per catalog revision
 (`meta.embeddings_rev`, bumped by every write that changes a vector or a thumbnail): the CLIP index
-`clip-<rev>.faiss`. It is written atomically, older revisions are dropped, and one that is missing, behind or
-unreadable is rebuilt from the catalog; in a read-only folder it is rebuilt in memory and not saved.
+`clip-<rev>.faiss`, and the structures a hash query searches, `lookup-<rev>.bin` (lookup.py). Each is written
+atomically and older revisions are dropped. A CLIP index that is missing, behind or unreadable is rebuilt from
+the catalog (in a read-only folder in memory, not saved); the lookup is built only by `index`, and a query that
+finds none for the current revision searches the catalog itself, as `dupes` does.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .lock import WriterLock, writer_lock
 
 VECTOR_PREFIX = "clip-"
 VECTOR_SUFFIX = ".faiss"
+LOOKUP_PREFIX = "lookup-"
+LOOKUP_SUFFIX = ".bin"
 # crop-window codes an earlier simfind kept beside the catalog; removed by the next command that writes the index
 STALE_PREFIX, STALE_SUFFIX = "windows-", ".npz"
 
@@ -41,7 +45,8 @@ def _set_aside(path: str, notify: Callable[[str], None]) -> None:
                 os.replace(catalog + suffix, aside + suffix)
         notify(f"the old catalog is set aside as {aside}; indexing from blank")
     for name in os.listdir(path):
-        if name.startswith((VECTOR_PREFIX, STALE_PREFIX)) and name.endswith((VECTOR_SUFFIX, STALE_SUFFIX)):
+        if (name.startswith((VECTOR_PREFIX, LOOKUP_PREFIX, STALE_PREFIX))
+                and name.endswith((VECTOR_SUFFIX, LOOKUP_SUFFIX, STALE_SUFFIX))):
             os.unlink(os.path.join(path, name))
 
 
@@ -142,6 +147,17 @@ class IndexDir:
                 except ValueError:
                     continue
         return [p for _rev, p in sorted(older, reverse=True)]
+
+    # -- what a hash query searches ----------------------------------------------------------------------------
+
+    def lookup(self):
+        """lookup.Lookup of this revision, memory-mapped, or None where `index` has not built one for it."""
+        from .lookup import Lookup
+
+        return Lookup.read(self._derived(LOOKUP_PREFIX, LOOKUP_SUFFIX))
+
+    def save_lookup(self, lookup) -> None:
+        self._save(self._derived(LOOKUP_PREFIX, LOOKUP_SUFFIX), LOOKUP_PREFIX, lookup.write)
 
     # -- derived files -----------------------------------------------------------------------------------------
 

@@ -1,0 +1,280 @@
+"""What a hash query searches instead of the whole library: the candidate structures of one catalog revision,
+built by `index`, kept in one file beside the catalog, memory-mapped by `query`.
+
+One row per file content (the lowest catalog id of each), in id order: the pHash of the thumbnail's 8 rotations
+and mirrors, the pHash of the whole frame, and the local-feature search's postings (candidates.postings, every
+table) with each picture's best partners there (candidates.top_partners). From these `near` finds, for one query
+picture, every row that `dupes`'s whole search could pair with it, and the local-feature candidates that search
+would propose for it; the pairs are then decided as `dupes` decides them (pairs.matches_of), on those rows alone.
+A query reads the few pages of the file it touches and only its candidates' rows of the catalog.
+
+For an indexed picture the candidates are exactly the whole search's. For a new picture they are the ones the
+search would give it with the library's own word tables and descriptor budget (the whole search, counting the
+picture as one more, can differ only for words at the edge of being too common to count).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from .candidates import (
+    LOCAL_MIN_VOTES,
+    LOCAL_PER_IMAGE,
+    LOCAL_STOP_WORD,
+    Stacked,
+    all_votes,
+    postings,
+    top_partners,
+    word_tables,
+    words,
+)
+from .hashing import THUMB_SIDE, unpack_frames
+from .local import descriptors_of
+from .orientations import orientation_codes, upright_codes
+from .records import IndexedFile
+
+_MAGIC = b"simfind-lookup\x00\x01"  # the last byte is the format's version
+_ALIGN = 64
+_BLOCK = 512  # postings per 4 KB page
+# Each picture's best partners kept: the LOCAL_PER_IMAGE a query is ranked against, and the two keys (upright and
+# mirrored) of an indexed query picture's own row, which its query leaves out.
+TOP = LOCAL_PER_IMAGE + 2
+
+
+_LAST = np.iinfo(np.int64).max  # past every posting: fills a window that runs off the end of a table
+# Read in full by a query (a few bytes per picture); the rest is read a few rows at a time.
+_WHOLE = ("ids", "orient", "whole", "framed")
+
+
+class _Stored:
+    """An array left in the file, read a few rows at a time (os.pread): a query reads a handful of scattered rows,
+    which a memory map would bring in with the pages (or folios) around them."""
+
+    def __init__(self, fh, offset: int, dtype: str, shape: tuple[int, ...]):
+        self._fh, self._offset, self.dtype, self.shape = fh, offset, np.dtype(dtype), shape
+        self._row = self.dtype.itemsize * int(np.prod(shape[1:]))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        out = np.empty((len(index), *self.shape[1:]), self.dtype)
+        for k, r in enumerate(np.asarray(index).tolist()):
+            out[k] = np.frombuffer(os.pread(self._fh.fileno(), self._row, self._offset + r * self._row),
+                                   self.dtype).reshape(self.shape[1:])
+        return out
+
+    def windows(self, starts: np.ndarray, width: int) -> np.ndarray:
+        out = np.full((len(starts), width), _LAST, self.dtype)
+        for k, s in enumerate(np.asarray(starts).tolist()):
+            got = np.frombuffer(os.pread(self._fh.fileno(), width * self._row, self._offset + s * self._row),
+                                self.dtype)
+            out[k, :len(got)] = got
+        return out
+
+
+def _rows(a, index: np.ndarray) -> np.ndarray:
+    return a.rows(index) if isinstance(a, _Stored) else a[index]
+
+
+def _windows(a, starts: np.ndarray, width: int) -> np.ndarray:
+    """(len(starts), width): a[start:start + width] for each start, filled with _LAST past the end."""
+    if isinstance(a, _Stored):
+        return a.windows(starts, width)
+    at = starts[:, None] + np.arange(width)
+    return np.where(at < len(a), a[np.minimum(at, max(len(a) - 1, 0))], _LAST) if len(a) else np.full(at.shape, _LAST)
+
+
+class Lookup:
+    """The arrays of one revision: in memory (`build`), or read from their file (`read`) as a query needs them;
+    `write` keeps them."""
+
+    def __init__(self, meta: dict, arrays: dict[str, np.ndarray]):
+        self.meta = meta
+        self.ids = arrays["ids"]  # (n,) int64 catalog id of each row, ascending
+        self.orient = arrays["orient"]  # (n, 8, 8) uint8
+        self.whole = arrays["whole"]  # (n, 8) uint8: upright pHash of the whole frame (the thumbnail's if untrimmed)
+        self.framed = arrays["framed"]  # (n,) bool
+        self.partners = arrays["partners"]  # (n, TOP) int32 rows, -1 past the last
+        self.votes = arrays["votes"]  # (n, TOP) int32
+        self.postings = [arrays[f"postings{t}"] for t in range(meta["tables"])]
+        # every _BLOCK-th posting of each table: a word is found in its block, a read of a page or two
+        self.directory = [arrays[f"directory{t}"] for t in range(meta["tables"])]
+        self.most = int(meta["most"])
+        self.tables = word_tables(int(meta["descriptors"]))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def build(cls, pictures: Sequence[IndexedFile], searched: Stacked, most: int) -> Lookup:
+        """From one file per content, each with a thumbnail, in id order, and `searched`: their `most` strongest
+        descriptors, then their mirror images' (as pairs.hash_pairs searches them)."""
+        n = len(pictures)
+        thumbs = np.frombuffer(b"".join(f.thumb for f in pictures), np.uint8).reshape(n, THUMB_SIDE, THUMB_SIDE)
+        framed = np.array([bool(f.frame) for f in pictures], bool)
+        whole = thumbs.copy()
+        if framed.any():
+            whole[framed] = unpack_frames([f.frame for f in pictures if f.frame])[0]
+        tables = word_tables(searched.columns.shape[1])
+        posts = list(postings(searched, tables))
+        partners, votes = top_partners(*all_votes(posts, n, 2 * n), n, TOP)
+        arrays = {"ids": np.array([f.id for f in pictures], np.int64), "orient": orientation_codes(thumbs),
+                  "whole": upright_codes(whole), "framed": framed, "partners": partners, "votes": votes}
+        arrays.update((f"postings{t}", p) for t, p in enumerate(posts))
+        arrays.update((f"directory{t}", p[::_BLOCK].copy()) for t, p in enumerate(posts))
+        meta = {"tables": len(tables), "most": most, "descriptors": int(searched.columns.shape[1])}
+        return cls(meta, arrays)
+
+    def write(self, path: str) -> None:
+        arrays = {"ids": self.ids, "orient": self.orient, "whole": self.whole, "framed": self.framed,
+                  "partners": self.partners, "votes": self.votes}
+        arrays.update((f"postings{t}", p) for t, p in enumerate(self.postings))
+        arrays.update((f"directory{t}", p) for t, p in enumerate(self.directory))
+        layout, at = {}, 0
+        for name, a in arrays.items():
+            layout[name] = [a.dtype.str, list(a.shape), at]
+            at += -(-a.nbytes // _ALIGN) * _ALIGN
+        whole = set(_WHOLE) | {f"directory{t}" for t in range(len(self.postings))}
+        header = json.dumps({"meta": self.meta, "arrays": layout, "whole": sorted(whole)}).encode()
+        start = -(-(len(_MAGIC) + 8 + len(header)) // _ALIGN) * _ALIGN
+        with open(path, "wb") as fh:
+            fh.write(_MAGIC + len(header).to_bytes(8, "little") + header)
+            for name, a in arrays.items():
+                fh.seek(start + layout[name][2])
+                fh.write(np.ascontiguousarray(a).tobytes())
+            fh.truncate(start + at)
+
+    @classmethod
+    def read(cls, path: str) -> Lookup | None:
+        """The structures in `path`: the small arrays read whole, the postings and partners left in the file and
+        read as a query needs them. None where the file is missing or not one this version wrote. The file stays
+        open: a newer revision may replace it meanwhile, and this one reads on from the file it opened."""
+        try:
+            fh = open(path, "rb")
+        except OSError:
+            return None
+        try:
+            if fh.read(len(_MAGIC)) != _MAGIC:
+                return None
+            size = int.from_bytes(fh.read(8), "little")
+            head = json.loads(fh.read(size))
+            start = -(-(len(_MAGIC) + 8 + size) // _ALIGN) * _ALIGN
+            total = os.fstat(fh.fileno()).st_size
+            arrays = {}
+            for name, (dtype, shape, offset) in head["arrays"].items():
+                shape = tuple(shape)
+                nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+                if start + offset + nbytes > total:
+                    return None
+                if name in head["whole"]:
+                    raw = os.pread(fh.fileno(), nbytes, start + offset)
+                    arrays[name] = np.frombuffer(raw, dtype).reshape(shape)
+                else:
+                    arrays[name] = _Stored(fh, start + offset, dtype, shape)
+            return cls(head["meta"], arrays)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def row_of(self, ids: Sequence[int]) -> int | None:
+        """The row of the content these catalog ids hold (one of them is its row's id), or None."""
+        for i in ids:
+            r = int(np.searchsorted(self.ids, i))
+            if r < len(self.ids) and int(self.ids[r]) == i:
+                return r
+        return None
+
+    def near(self, thumb: bytes, frame: bytes | None, blob: bytes, max_distance: int,
+             own: int | None = None) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """(rows, proposed) for a query picture (its thumbnail, whole frame where trimmed, packed local features):
+        every row whose pHash lies within `max_distance` bits of the query's in some rotation or mirror, or whose
+        whole frame does where either is trimmed; and the local-feature candidates (row, mirror) the whole search
+        would propose with it. `own`: the row of the query's own content (an indexed picture), left out."""
+        from .knn import binary_range
+
+        q = orientation_codes(np.frombuffer(thumb, np.uint8).reshape(1, THUMB_SIDE, THUMB_SIDE))[0]  # (8, 8)
+        near = [binary_range(np.ascontiguousarray(self.orient[:, 0]), q, max_distance)[1],  # the query turned
+                binary_range(self.orient.reshape(-1, q.shape[1]), q[:1], max_distance)[1] // len(q)]  # each row
+        whole = unpack_frames([frame])[0] if frame else np.frombuffer(thumb, np.uint8).reshape(1, THUMB_SIDE,
+                                                                                               THUMB_SIDE)
+        framing = binary_range(self.whole, upright_codes(whole), max_distance)[1]
+        near.append(framing if frame else framing[self.framed[framing]])
+        proposed = self._proposed(blob, own)
+        rows = np.unique(np.concatenate([*near, np.array([r for r, _m in proposed], np.int64)]))
+        if own is not None:
+            rows = rows[rows != own]
+        return rows, proposed
+
+    def _proposed(self, blob: bytes, own: int | None) -> list[tuple[int, int]]:
+        """The local-feature candidates (row, mirror) of the query picture, as candidates.local_candidates picks
+        them in the whole library with the query added as its last picture (and its own row, `own`, left out):
+        pairs sharing LOCAL_MIN_VOTES words or more that are among the LOCAL_PER_IMAGE best of one of the two."""
+        n = len(self.ids)
+        if not blob or not n:
+            return []
+        counts = self._votes(blob, own)
+        v0, v1 = counts[0::2], counts[1::2]
+        rows, mirror = np.nonzero(np.stack([v0, v1], axis=1) >= LOCAL_MIN_VOTES)
+        v = counts[rows * 2 + mirror]
+        if not len(rows):
+            return []
+        # the query's side: its best by votes, then row, the upright key before the mirrored one
+        order = np.lexsort((mirror, rows, -v))
+        mine = np.zeros(len(rows), bool)
+        mine[order[:LOCAL_PER_IMAGE]] = True
+        # each partner's side: the query comes after every other picture, so it is ranked behind every pair with
+        # as many votes, and behind its own other key where that one has as many (the upright key) or more
+        partners, votes = _rows(self.partners, rows), _rows(self.votes, rows)
+        ahead = ((partners >= 0) & (partners != (-2 if own is None else own)) & (votes >= v[:, None])).sum(axis=1)
+        other = np.where(mirror == 1, v0[rows], v1[rows])
+        ahead += (other >= LOCAL_MIN_VOTES) & np.where(mirror == 1, other >= v, other > v)
+        chosen = mine | (ahead < LOCAL_PER_IMAGE)
+        return sorted(zip(rows[chosen].tolist(), mirror[chosen].tolist()))
+
+    def _votes(self, blob: bytes, own: int | None) -> np.ndarray:
+        """(2n,) words shared, over all tables, by the query with each row upright (2 row) and mirrored
+        (2 row + 1), counted as candidates._votes counts them."""
+        n = len(self.ids)
+        m = 2 * n
+        counts = np.zeros(2 * n, np.int64)
+        up = descriptors_of(blob, self.most)
+        flipped = descriptors_of(blob, self.most, mirror=True)
+        for positions, post, directory in zip(self.tables, self.postings, self.directory):
+            w_up = np.unique(words(np.ascontiguousarray(up.T), positions))
+            w_flip = np.unique(words(np.ascontiguousarray(flipped.T), positions))
+            word = np.union1d(w_up, w_flip)
+            if not len(word) or not len(post):
+                continue
+            # each word's postings lie in [word * m, (word + 1) * m): read from its block on, enough for a word
+            # with one more than a stop word's (own rows may leave)
+            start = np.maximum(np.searchsorted(directory, word * m) - 1, 0) * _BLOCK
+            window = _windows(post, start, _BLOCK + LOCAL_STOP_WORD + 3)
+            mine = (window >= (word * m)[:, None]) & (window < ((word + 1) * m)[:, None])
+            size = mine.sum(axis=1)
+            take = np.flatnonzero((size >= 1) & (size <= LOCAL_STOP_WORD + 2))
+            owner = window[take][mine[take]] % m
+            which = np.repeat(np.arange(len(take)), size[take])
+            if own is not None:
+                stay = (owner != own) & (owner != own + n)
+                owner, which = owner[stay], which[stay]
+            in_up = np.isin(word[take], w_up)
+            in_flip = np.isin(word[take], w_flip)
+            total = np.bincount(which, minlength=len(take)) + in_up + in_flip
+            good = (total >= 2) & (total <= LOCAL_STOP_WORD)
+            keep = good[which]
+            owner, which = owner[keep], which[keep]
+            upright = owner < n
+            # the query upright against each picture (upright: key 0) and each mirror image (key 1)
+            a = in_up[which]
+            np.add.at(counts, np.where(upright, owner * 2, (owner - n) * 2 + 1)[a], 1)
+            # the query's mirror image against each upright picture (key 1); two mirror images count as upright
+            b = in_flip[which] & upright
+            np.add.at(counts, owner[b] * 2 + 1, 1)
+        return counts
+
+
+
