@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING
 
 from .errors import Interrupted, SimfindError, UsageError
@@ -255,18 +255,32 @@ def query(text_or_image: str, *, index_dir: str, k: int = 10, threshold: float |
     loading the model); otherwise, for an image, the files `dupes` would pair with it at `threshold` (the default
     hash threshold when none is given), by the same search and checks. `exclude_self`: an indexed query image
     finds itself first, at 1.0; this leaves its own path out (its copies stay). Files gone from disk are left out."""
+    return query_many([text_or_image], index_dir=index_dir, k=k, threshold=threshold, exclude_self=exclude_self,
+                      device=device, precision=precision)[0]
+
+
+def query_many(items: Sequence[str], *, index_dir: str, k: int = 10, threshold: float | None = None,
+               exclude_self: bool = False, device: str = "auto", precision: str = "auto") -> list[QueryReport]:
+    """query() for each of `items` (images and texts), in order, on the index opened once and the model loaded
+    at most once. Every item is checked (a folder, a mistyped path) before any is searched."""
     if k < 1:
         raise UsageError(f"-k must be at least 1, not {k}")
-    is_image = os.path.isfile(text_or_image)
-    if os.path.isdir(text_or_image):
-        raise UsageError(f"{text_or_image} is a folder: query takes one image file (or a text, with CLIP)")
-    if not is_image and _looks_like_a_path(text_or_image):
-        raise UsageError(f"no such image file: {text_or_image}")
-    label = os.path.abspath(text_or_image) if is_image else text_or_image
-    data = _read_query(text_or_image) if is_image else None
+    labels = [_query_label(item) for item in items]
+    load = cache(partial(_load_model, device=device, precision=precision))
     with IndexDir.open(index_dir) as idx:
-        return search(idx, label, data=data, k=k, threshold=threshold, exclude_self=exclude_self,
-                      model=partial(_load_model, device=device, precision=precision))
+        return [search(idx, label, data=_read_query(label) if is_image else None, k=k, threshold=threshold,
+                       exclude_self=exclude_self, model=load) for label, is_image in labels]
+
+
+def _query_label(text_or_image: str) -> tuple[str, bool]:
+    """(label, is_image): an image file's absolute path, or a text."""
+    if os.path.isdir(text_or_image):
+        raise UsageError(f"{text_or_image} is a folder: query takes image files (or texts, with CLIP)")
+    if os.path.isfile(text_or_image):
+        return os.path.abspath(text_or_image), True
+    if _looks_like_a_path(text_or_image):
+        raise UsageError(f"no such image file: {text_or_image}")
+    return text_or_image, False
 
 
 def _load_model(spec: str, *, device: str = "auto", precision: str = "auto"):

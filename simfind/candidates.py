@@ -200,17 +200,27 @@ def postings(descriptors: Stacked, tables: list[np.ndarray]):
         yield word[np.r_[True, word[1:] != word[:-1]]] if len(word) else word
 
 
-def words(columns: np.ndarray, positions: np.ndarray) -> np.ndarray:
+def words(columns: np.ndarray, positions: np.ndarray | list[tuple[int, np.ndarray]]) -> np.ndarray:
     """Each descriptor's word (`columns`: descriptors as (32, M) bytes): its bits at `positions` (bit k of the word
-    is bit positions[k] of the descriptor), built a byte at a time through a table of what each value adds."""
+    is bit positions[k] of the descriptor; or word_maps(positions)), built a byte at a time through a table of
+    what each value adds."""
     word = np.zeros(columns.shape[1], np.int64)
+    for byte, table in word_maps(positions) if isinstance(positions, np.ndarray) else positions:
+        word |= table[columns[byte]]
+    return word
+
+
+def word_maps(positions: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(byte, table) for each descriptor byte a table's positions read: what each value of that byte adds to a
+    word."""
     values = np.arange(256, dtype=np.int64)
+    maps = []
     for byte in np.unique(positions >> 3).tolist():
         table = np.zeros(256, np.int64)
         for k in np.flatnonzero((positions >> 3) == byte).tolist():
             table |= ((values >> (7 - (int(positions[k]) & 7))) & 1) << k
-        word |= table[columns[byte]]
-    return word
+        maps.append((byte, table))
+    return maps
 
 
 def all_votes(postings, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:

@@ -434,10 +434,14 @@ def dupes_cmd(
 
 
 def _thumbs(report, workers):
-    from . import api
-
     paths = [m.file.path for g in report.groups for m in g.members] if hasattr(report, "groups") else \
         [m.file.path for m in report.results]
+    return _thumbs_of(paths, workers)
+
+
+def _thumbs_of(paths: list[str], workers=None):
+    from . import api
+
     return api.display_thumbnails(paths, workers=workers)
 
 
@@ -499,8 +503,16 @@ def undo_cmd(
 
 @app.command("query")
 def query_cmd(
-    image_or_text: Annotated[str, typer.Argument(help="An image file, or a text (needs CLIP embeddings).", show_default=False,
-                                                metavar="IMAGE_OR_TEXT")],
+    images_or_texts: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Image files, or texts (need CLIP embeddings); each is a query of its own.",
+                       show_default=False, metavar="IMAGE_OR_TEXT..."),
+    ] = None,
+    from_file: Annotated[
+        Optional[Path],
+        typer.Option("--from-file", help="Also the queries in FILE, one per line (image paths or texts; - reads "
+                                         "stdin).", dir_okay=False, show_default=False, metavar="FILE"),
+    ] = None,
     index: IndexOpt = None,
     k: Annotated[int, typer.Option("-k", min=1, help="How many results.")] = 10,
     threshold: Annotated[
@@ -526,15 +538,45 @@ def query_cmd(
 ) -> None:
     """The indexed images most similar to an image or a text. By CLIP when the index has embeddings;
     without them, an image query lists the indexed files `dupes` would group with it at the threshold (the same
-    search and checks, the same similarity)."""
+    search and checks, the same similarity). Several queries (or --from-file) are answered in one run: JSON
+    then has one document per line (JSON lines), CSV a leading `query` column, the table one table per query."""
     from . import api
-    from .render import query_csv, query_html, query_json, query_table
+    from .render import (
+        queries_csv,
+        queries_html,
+        queries_jsonl,
+        queries_table,
+        query_csv,
+        query_html,
+        query_json,
+        query_table,
+    )
 
-    report = api.query(image_or_text, index_dir=str(index or _default_index()), k=k, threshold=threshold,
-                       exclude_self=exclude_self, device=device.value, precision=precision.value)
-    _emit(fmt, output, report, query_json, query_csv, query_table, lambda r: query_html(r, thumbs=_thumbs(r, None)))
-    if fail_on_miss and not report.results:
+    listed = _query_lines(from_file) if from_file else []
+    if from_file and not listed:
+        raise UsageError(f"--from-file {from_file} holds no queries (one image path or text per line)")
+    items = [*(images_or_texts or ()), *listed]
+    if not items:
+        raise UsageError("query needs an image or a text (or --from-file FILE)")
+    reports = api.query_many(items, index_dir=str(index or _default_index()), k=k, threshold=threshold,
+                             exclude_self=exclude_self, device=device.value, precision=precision.value)
+    if len(reports) == 1 and not from_file:
+        _emit(fmt, output, reports[0], query_json, query_csv, query_table,
+              lambda r: query_html(r, thumbs=_thumbs(r, None)))
+    else:
+        _emit(fmt, output, reports, queries_jsonl, queries_csv, queries_table,
+              lambda rs: queries_html(rs, thumbs=_thumbs_of([m.file.path for r in rs for m in r.results])))
+    if fail_on_miss and any(not r.results for r in reports):
         raise typer.Exit(1)
+
+
+def _query_lines(path: Path) -> list[str]:
+    """The queries in a --from-file FILE: one per line, blank lines skipped, surrounding spaces dropped."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read --from-file {path}: {getattr(e, 'strerror', None) or e}") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 @app.command("serve")

@@ -42,6 +42,28 @@ def binary_range(base: np.ndarray, queries: np.ndarray, max_distance: int, *,
     return rows, ids.astype(np.int64), dist.astype(np.int64)
 
 
+class HammingIndex:
+    """Exact hamming range searches over one set of binary codes, indexed once for many searches."""
+
+    def __init__(self, base: np.ndarray):
+        import faiss
+
+        base = np.ascontiguousarray(base, dtype=np.uint8)
+        self._index = faiss.IndexBinaryFlat(base.shape[1] * 8)
+        if len(base):
+            self._index.add(base)
+
+    def within(self, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As binary_range: every (query row, base row, hamming) with hamming <= max_distance."""
+        queries = np.ascontiguousarray(queries, dtype=np.uint8)
+        if not self._index.ntotal or not len(queries):
+            empty = np.zeros(0, np.int64)
+            return empty, empty, empty
+        lims, dist, ids = self._index.range_search(queries, max_distance + 1)
+        rows = np.repeat(np.arange(len(queries)), np.diff(lims.astype(np.int64)))
+        return rows, ids.astype(np.int64), dist.astype(np.int64)
+
+
 def binary_knn(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(distances, rows), each (len(queries), k): the k rows of `base` nearest each query in hamming distance
     (rows -1 where there are fewer)."""

@@ -29,6 +29,7 @@ from .candidates import (
     all_votes,
     postings,
     top_partners,
+    word_maps,
     word_tables,
     words,
 )
@@ -105,7 +106,8 @@ class Lookup:
         # every _BLOCK-th posting of each table: a word is found in its block, a read of a page or two
         self.directory = [arrays[f"directory{t}"] for t in range(meta["tables"])]
         self.most = int(meta["most"])
-        self.tables = word_tables(int(meta["descriptors"]))
+        self.tables = [word_maps(positions) for positions in word_tables(int(meta["descriptors"]))]
+        self._searches = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -194,20 +196,29 @@ class Lookup:
         every row whose pHash lies within `max_distance` bits of the query's in some rotation or mirror, or whose
         whole frame does where either is trimmed; and the local-feature candidates (row, mirror) the whole search
         would propose with it. `own`: the row of the query's own content (an indexed picture), left out."""
-        from .knn import binary_range
-
+        upright, turned, whole_frames = self._hamming()
         q = orientation_codes(np.frombuffer(thumb, np.uint8).reshape(1, THUMB_SIDE, THUMB_SIDE))[0]  # (8, 8)
-        near = [binary_range(np.ascontiguousarray(self.orient[:, 0]), q, max_distance)[1],  # the query turned
-                binary_range(self.orient.reshape(-1, q.shape[1]), q[:1], max_distance)[1] // len(q)]  # each row
+        near = [upright.within(q, max_distance)[1],  # the query turned or mirrored against each row upright
+                turned.within(q[:1], max_distance)[1] // len(q)]  # each row turned against the query
         whole = unpack_frames([frame])[0] if frame else np.frombuffer(thumb, np.uint8).reshape(1, THUMB_SIDE,
                                                                                                THUMB_SIDE)
-        framing = binary_range(self.whole, upright_codes(whole), max_distance)[1]
+        framing = whole_frames.within(upright_codes(whole), max_distance)[1]
         near.append(framing if frame else framing[self.framed[framing]])
         proposed = self._proposed(blob, own)
         rows = np.unique(np.concatenate([*near, np.array([r for r, _m in proposed], np.int64)]))
         if own is not None:
             rows = rows[rows != own]
         return rows, proposed
+
+    def _hamming(self):
+        """knn.HammingIndex of the rows' upright codes, of all 8 of their codes, and of their whole frames'; built
+        on the first query."""
+        if self._searches is None:
+            from .knn import HammingIndex
+
+            self._searches = (HammingIndex(self.orient[:, 0]), HammingIndex(self.orient.reshape(-1, 8)),
+                              HammingIndex(self.whole))
+        return self._searches
 
     def _proposed(self, blob: bytes, own: int | None) -> list[tuple[int, int]]:
         """The local-feature candidates (row, mirror) of the query picture, as candidates.local_candidates picks

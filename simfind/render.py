@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .records import ActionReport, ActionStep, DupesReport, IndexInfo, IndexReport, QueryReport
@@ -244,6 +245,30 @@ def query_csv(report: QueryReport) -> str:
     return out.getvalue()
 
 
+def queries_jsonl(reports: Sequence[QueryReport]) -> str:
+    """Several queries' answers: each query's JSON document on a line of its own (JSON lines)."""
+    return "".join(json.dumps(query_dict(r), separators=(",", ":")) + "\n" for r in reports)
+
+
+def queries_csv(reports: Sequence[QueryReport]) -> str:
+    """Several queries' answers in one CSV, a row per result, the query first."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["query", "rank", "path", "similarity", "size", "width", "height"])
+    for r in reports:
+        for m in r.results:
+            writer.writerow([r.query, m.rank, m.file.path, f"{m.similarity:.4f}", m.file.size, m.file.width,
+                             m.file.height])
+    return out.getvalue()
+
+
+def queries_table(reports: Sequence[QueryReport], console: Console) -> None:
+    for k, r in enumerate(reports):
+        if k:
+            console.print()
+        query_table(r, console)
+
+
 def _query_label(report: QueryReport) -> str:
     """The query as the rows show paths (relative below the working folder), quoted; a text as it was typed."""
     q = report.query
@@ -398,7 +423,16 @@ def dupes_html(report: DupesReport, *, thumbs: dict[str, str]) -> str:
 
 def query_html(report: QueryReport, *, thumbs: dict[str, str]) -> str:
     summary = f"{len(report.results)} results for {report.query} (by {report.by})"
-    cards = [{"title": report.query, "paths": " ".join(m.file.path for m in report.results).lower(),
-              "files": [_file_card(m.file.path, thumbs, f"#{m.rank}, similarity {m.similarity:.3f}, "
-                                   f"{m.file.width}x{m.file.height}", False) for m in report.results]}]
-    return _page("simfind: query", summary, cards)
+    return _page("simfind: query", summary, [_query_card(report, thumbs)])
+
+
+def queries_html(reports: Sequence[QueryReport], *, thumbs: dict[str, str]) -> str:
+    found = sum(1 for r in reports if r.results)
+    summary = f"{len(reports)} queries, {found} with results"
+    return _page("simfind: queries", summary, [_query_card(r, thumbs) for r in reports])
+
+
+def _query_card(report: QueryReport, thumbs: dict[str, str]) -> dict:
+    return {"title": report.query, "paths": " ".join(m.file.path for m in report.results).lower(),
+            "files": [_file_card(m.file.path, thumbs, f"#{m.rank}, similarity {m.similarity:.3f}, "
+                                 f"{m.file.width}x{m.file.height}", False) for m in report.results]}

@@ -57,6 +57,7 @@ class IndexDir:
         self.path = path
         self.catalog = catalog
         self._lock = lock
+        self._lookup, self._lookup_rev = None, None
 
     @classmethod
     def open(cls, path: str, *, write: bool = False, rebuild: bool = False,
@@ -151,10 +152,14 @@ class IndexDir:
     # -- what a hash query searches ----------------------------------------------------------------------------
 
     def lookup(self):
-        """lookup.Lookup of this revision, memory-mapped, or None where `index` has not built one for it."""
+        """lookup.Lookup of this revision, or None where `index` has not built one for it; read once per
+        revision (a batch of queries reads it once)."""
         from .lookup import Lookup
 
-        return Lookup.read(self._derived(LOOKUP_PREFIX, LOOKUP_SUFFIX))
+        rev = self.revision
+        if self._lookup_rev != rev:
+            self._lookup, self._lookup_rev = Lookup.read(self._derived(LOOKUP_PREFIX, LOOKUP_SUFFIX)), rev
+        return self._lookup
 
     def save_lookup(self, lookup) -> None:
         self._save(self._derived(LOOKUP_PREFIX, LOOKUP_SUFFIX), LOOKUP_PREFIX, lookup.write)

@@ -55,11 +55,11 @@ class Cli:
         self.index_dir = index_dir
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, index: bool = True):
+    def __call__(self, *args: str, index: bool = True, input: str | None = None):
         argv = [str(a) for a in args]
         if index:
             argv += ["--index", str(self.index_dir)]
-        return self.runner.invoke(app, argv)
+        return self.runner.invoke(app, argv, input=input)
 
     def json(self, *args: str):
         result = self(*args, "--format", "json")

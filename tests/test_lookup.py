@@ -1,0 +1,131 @@
+"""The lookup a hash query reads (lookup.py): written by `index` per revision, it gives a query exactly the answers
+the search over the whole catalog gives, and a query without one (or with a damaged one) still answers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageOps
+
+from simfind.store import IndexDir
+
+from .conftest import picture, save
+from .test_agreement import _edits
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    """Pictures with one edited copy each, one picture with 20 copies (more partners than the search keeps per
+    picture, so that which pairs it proposes depends on both pictures' ranks), mirrored copies and distractors."""
+    root = tmp_path_factory.mktemp("lookup")
+    for k in range(20):
+        save(picture(700 + k), root / f"p{k:02d}.jpg", quality=90)
+        save(_edits(picture(700 + k), k), root / "copies" / f"p{k:02d}_copy.jpg", quality=80)
+    crowd = picture(800)
+    w, h = crowd.size
+    for k in range(20):
+        box = (3 * k, 2 * k, w - 4 * k, h - 3 * k)
+        copy = crowd.crop(box).resize((w - 7 * k, h - 5 * k))
+        save(ImageOps.mirror(copy) if k % 4 == 3 else copy, root / "crowd" / f"c{k:02d}.jpg", quality=70 + k)
+    for k in range(8):
+        save(picture(900 + k), root / "other" / f"o{k:02d}.jpg", quality=90)
+    return root
+
+
+def _answers(cli, files: list[str], threshold: str) -> list[dict]:
+    result = cli("query", "--from-file", "-", "-t", threshold, "-k", "50", "--format", "json", input="\n".join(files))
+    assert result.exit_code == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def _lookups(index: Path) -> list[str]:
+    return sorted(p.name for p in index.iterdir() if p.name.startswith("lookup-"))
+
+
+@pytest.mark.parametrize("threshold", ["0.9", "0.8"])
+def test_a_query_through_the_lookup_answers_as_the_whole_search_does(library, cli, threshold, tmp_path):
+    cli("index", library, "--no-clip", "-q")
+    assert len(_lookups(cli.index_dir)) == 1
+    with IndexDir.open(str(cli.index_dir)) as idx:
+        lookup = idx.lookup()
+        assert lookup is not None and len(lookup) == len(list(library.rglob("*.jpg")))
+    files = sorted(str(p) for p in library.rglob("*.jpg"))
+    new = save(_edits(picture(705), 4), tmp_path / "new" / "mirrored.jpg", quality=75)  # not indexed
+    files.append(str(new))
+    through = _answers(cli, files, threshold)
+    for name in _lookups(cli.index_dir):
+        os.unlink(cli.index_dir / name)  # without one, a query searches the whole catalog
+    whole = _answers(cli, files, threshold)
+    assert through == whole
+    assert sum(len(a["results"]) > 1 for a in through) >= 40  # copies are found, not only the query itself
+    assert through[-1]["results"], "the new mirrored copy finds its original"
+
+
+def test_index_replaces_the_lookup_when_files_change_and_rebuilds_a_damaged_one(library, cli, tmp_path):
+    folder = tmp_path / "pics"
+    for k in range(4):
+        save(picture(950 + k), folder / f"{k}.jpg", quality=90)
+    cli("index", folder, "--no-clip", "-q")
+    (first,) = _lookups(cli.index_dir)
+    save(picture(950).resize((320, 240)), folder / "small.jpg", quality=80)
+    cli("index", folder, "--no-clip", "-q")
+    (second,) = _lookups(cli.index_dir)
+    assert second != first
+    found = cli.json("query", folder / "0.jpg")["results"]
+    assert {Path(r["path"]).name for r in found} == {"0.jpg", "small.jpg"}
+
+    (cli.index_dir / second).write_bytes(b"not a lookup at all")
+    assert {Path(r["path"]).name for r in cli.json("query", folder / "0.jpg")["results"]} == {"0.jpg", "small.jpg"}
+    cli("index", folder, "--no-clip", "-q")  # nothing changed, but the lookup could not be read: written again
+    with IndexDir.open(str(cli.index_dir)) as idx:
+        assert idx.lookup() is not None
+
+
+def test_files_added_by_dupes_are_found_by_the_next_query(cli, tmp_path):
+    """`dupes PATH` indexes PATH without writing a lookup: the next query searches the catalog and finds them."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    save(picture(960), a / "x.jpg", quality=90)
+    save(picture(961), a / "y.jpg", quality=90)
+    cli("index", a, "--no-clip", "-q")
+    save(picture(960).resize((400, 300)), b / "x_small.jpg", quality=80)
+    assert cli("dupes", b, "-q").exit_code == 0
+    names = {Path(r["path"]).name for r in cli.json("query", a / "x.jpg")["results"]}
+    assert names == {"x.jpg", "x_small.jpg"}
+
+
+def test_a_batch_of_queries_gives_each_its_own_answer(cli, tmp_path):
+    folder = tmp_path / "pics"
+    for k in range(3):
+        save(picture(970 + k), folder / f"{k}.jpg", quality=90)
+    save(picture(970).transpose(Image.ROTATE_90), folder / "0_turned.jpg", quality=85)
+    cli("index", folder, "--no-clip", "-q")
+    args = [folder / "0.jpg", folder / "1.jpg"]
+    lines = cli("query", *args, "--format", "json").stdout.splitlines()
+    docs = [json.loads(line) for line in lines]
+    assert [d["query"] for d in docs] == [str(p) for p in args]
+    assert {Path(r["path"]).name for r in docs[0]["results"]} == {"0.jpg", "0_turned.jpg"}
+    assert [Path(r["path"]).name for r in docs[1]["results"]] == ["1.jpg"]
+    single = cli.json("query", folder / "0.jpg")  # one query: the one JSON document, as before
+    assert single == docs[0]
+
+    rows = cli("query", *args, "--format", "csv").stdout.splitlines()
+    assert rows[0] == "query,rank,path,similarity,size,width,height" and len(rows) == 4
+
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{folder / '2.jpg'}\n\n  {folder / '1.jpg'}  \n")
+    docs = [json.loads(line) for line in cli("query", "--from-file", listing, "-f", "json").stdout.splitlines()]
+    assert [Path(d["query"]).name for d in docs] == ["2.jpg", "1.jpg"]
+
+    miss = cli("query", *args, "--exclude-self", "--fail-on-miss", "-f", "json")
+    assert miss.exit_code == 1  # 1.jpg has nothing but itself
+    assert len(miss.stdout.splitlines()) == 2  # every answer is still printed
+
+    typo = cli("query", folder / "0.jpg", folder / "nope.jpg", "-f", "json")
+    assert typo.exit_code == 2 and "no such image file" in typo.stderr and typo.stdout == ""
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    none = cli("query", "--from-file", empty)
+    assert none.exit_code == 2 and "no queries" in none.stderr
