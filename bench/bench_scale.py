@@ -14,7 +14,10 @@ between generated pictures (false pairs, unless two collages share enough). Then
 from the smallest to the largest size (and over the top step), and the time it would take at 1,000,000 files at
 the top step's growth.
 
+Then `query` on the same index (queries()): one picture at a time, indexed and new, and a batch of 100.
+
 Targets (issue 14): dupes on 100k files within 120 s and 2 GB; growth no faster than n^1.2 from 10k to 100k.
+(issue 17): a query at 100k under 0.5 s and 200 MB, start-up included; a batch under 20 ms per image.
 Usage: python bench/bench_scale.py [--sizes 10000,30000,100000] [--cache DIR] [--seed S]
 """
 
@@ -26,6 +29,7 @@ import math
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -169,7 +173,60 @@ def measure(folders: list[str], index_dir: str) -> dict:
         distinct = {n.split("_", 1)[1] if n.startswith("c") else n for n in g}
         extra += len(distinct) * (len(distinct) - 1) // 2
     return {"files": len(folders) * PER_FOLDER, "index_s": t_index, "index_mb": mb_index, "dupes_s": t_dupes,
-            "dupes_mb": mb_dupes, "recall": found / max(1, planted), "planted": planted, "extra_pairs": extra}
+            "dupes_mb": mb_dupes, "recall": found / max(1, planted), "planted": planted, "extra_pairs": extra,
+            **queries(folders, index_dir)}
+
+
+QUERY_RUNS = 5
+BATCH = 100
+
+
+def _new_copy(original: str, out: str, rng: random.Random) -> str:
+    """A copy of an indexed picture that the index does not hold: resized and re-encoded."""
+    from PIL import Image
+
+    with Image.open(original) as src:
+        pic = src.convert("RGB")
+    f = rng.uniform(0.6, 0.9)
+    pic = pic.resize((max(1, round(pic.width * f)), max(1, round(pic.height * f))), Image.LANCZOS)
+    pic.save(out, "JPEG", quality=rng.randint(60, 85))
+    return out
+
+
+def queries(folders: list[str], index_dir: str) -> dict:
+    """CLI `query` on the index: the median time and peak memory of a query for an indexed picture (a planted
+    copy) and for a new one (a fresh copy of an indexed picture), each a process of its own, start-up included;
+    and a batch of BATCH images (half indexed, half new) in one run, per image, with the batch of one taken off.
+    The batch's answers are checked: each planted copy's lists its original, each new copy's its source."""
+    rng = random.Random(7)
+    planted = sorted(os.path.join(f, n) for f in folders for n in os.listdir(f) if n.startswith("c"))
+    sources = sorted(os.path.join(f, n) for f in folders for n in os.listdir(f) if n.startswith("p"))
+    with tempfile.TemporaryDirectory() as tmp:
+        indexed = rng.sample(planted, BATCH // 2)
+        picked = rng.sample(sources, BATCH // 2)
+        new = [_new_copy(p, os.path.join(tmp, f"new{k:03d}.jpg"), rng) for k, p in enumerate(picked)]
+
+        def one(path: str) -> tuple[float, float]:
+            t, mb, _ = _run([*SIMFIND, "query", path, "-k", "5", "--index", index_dir, "--format", "json"])
+            return t, mb
+
+        runs = {"indexed": [one(p) for p in indexed[:QUERY_RUNS]], "new": [one(p) for p in new[:QUERY_RUNS]]}
+        listing = os.path.join(tmp, "batch.txt")
+        with open(listing, "w") as fh:
+            fh.write("\n".join(indexed + new) + "\n")
+        t_batch, mb_batch, out = _run([*SIMFIND, "query", "--from-file", listing, "-k", "5", "--index", index_dir,
+                                       "--format", "json"])
+        with open(os.path.join(tmp, "one.txt"), "w") as fh:
+            fh.write(indexed[0] + "\n")
+        t_one, _mb, _ = _run([*SIMFIND, "query", "--from-file", os.path.join(tmp, "one.txt"), "-k", "5", "--index",
+                              index_dir, "--format", "json"])
+        answers = [json.loads(line) for line in out.decode().splitlines()]
+        wanted = [os.path.join(os.path.dirname(p), os.path.basename(p).split("_", 1)[1]) for p in indexed] + picked
+        hits = sum(any(r["path"] == w for r in a["results"]) for a, w in zip(answers, wanted))
+    med = {k: (statistics.median(t for t, _ in v), max(mb for _, mb in v)) for k, v in runs.items()}
+    return {"query_indexed_s": med["indexed"][0], "query_indexed_mb": med["indexed"][1],
+            "query_new_s": med["new"][0], "query_new_mb": med["new"][1], "batch_s": t_batch, "batch_mb": mb_batch,
+            "batch_per_image_ms": 1000 * (t_batch - t_one) / (BATCH - 1), "batch_found": hits / BATCH}
 
 
 def main() -> None:
@@ -191,6 +248,11 @@ def main() -> None:
                   f"dupes {row['dupes_s']:6.1f} s ({row['dupes_mb']:,.0f} MB); planted copies found "
                   f"{row['recall']:.3f} of {row['planted']:,}; pairs between generated pictures "
                   f"{row['extra_pairs']:,}", flush=True)
+            print(f"{'':>8}        query (median of {QUERY_RUNS}, start-up included): indexed picture "
+                  f"{row['query_indexed_s']:.2f} s ({row['query_indexed_mb']:,.0f} MB), new picture "
+                  f"{row['query_new_s']:.2f} s ({row['query_new_mb']:,.0f} MB); batch of {BATCH} "
+                  f"{row['batch_s']:.2f} s ({row['batch_mb']:,.0f} MB), {row['batch_per_image_ms']:.1f} ms per "
+                  f"image; copies' sources listed {row['batch_found']:.2f}", flush=True)
     if len(rows) >= 2:
         lo, hi = rows[0], rows[-1]
         growth = math.log(hi["dupes_s"] / lo["dupes_s"]) / math.log(hi["files"] / lo["files"])
@@ -202,6 +264,10 @@ def main() -> None:
         if big["files"] >= 100_000:
             ok = big["dupes_s"] <= 120 and big["dupes_mb"] <= 2048 and growth <= 1.2
             print(f"target (100k within 120 s and 2 GB, growth <= n^1.2): {'met' if ok else 'NOT met'}")
+            ok = (big["query_indexed_s"] < 0.5 and big["query_new_s"] < 0.5 and big["query_indexed_mb"] < 200
+                  and big["query_new_mb"] < 200 and big["batch_per_image_ms"] < 20)
+            print(f"query target (100k: under 0.5 s and 200 MB, a batch under 20 ms per image): "
+                  f"{'met' if ok else 'NOT met'}")
 
 
 if __name__ == "__main__":
