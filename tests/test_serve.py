@@ -206,3 +206,36 @@ def test_the_server_picks_up_a_new_revision_without_a_restart(server, tmp_path):
     after = httpx.post(url + "/query", files={"image": ("q.jpg", extra.read_bytes())}, timeout=60).json()
     assert after["results"][0]["path"] == str(extra) and after["results"][0]["similarity"] == 1.0
     assert httpx.get(url + "/health").json()["files"] == 7
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return next((p for p in (os.environ.get("SIMFIND_CHROMIUM"), shutil.which("chromium"),
+                             shutil.which("chromium-browser"), shutil.which("google-chrome")) if p), None)
+
+
+def test_the_upload_page_in_a_browser_shows_the_results_of_an_upload(server):
+    """The page at / in headless Chromium: choose a file, press Search, see the query picture and the results'
+    thumbnails with their similarity."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (make install)")
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("no Chromium here: install it (apt install chromium) or set SIMFIND_CHROMIUM to its path")
+    url, root, _index_dir = server
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 700})
+            page.goto(url + "/")
+            page.set_input_files("#image", str(root / "new" / "p2-small.jpg"))
+            page.click("button[type=submit]")
+            page.wait_for_selector("#results figure")
+            captions = page.locator("#results figcaption").all_inner_texts()
+            assert len(captions) == 1 and captions[0].endswith(str(root / "lib" / "p2.jpg"))
+            assert float(captions[0].split()[0]) >= 0.9
+            page.wait_for_function("document.querySelector('#results img').naturalWidth > 0")  # the thumbnail came
+            assert page.locator("#query img").count() == 1
+            assert page.inner_text("#status") == ""
+        finally:
+            browser.close()
