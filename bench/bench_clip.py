@@ -112,8 +112,8 @@ def main() -> int:
         # query latency against 100k vectors, after the model is loaded
         import faiss
 
-        from simfind.api import _query_features, _read_query
         from simfind.knn import build, search
+        from simfind.search import query_features, read_query
 
         # synthetic, but clustered as real embeddings are (2,000 centres): uniform random vectors would be the
         # worst case for an IVF index and unlike any photo collection
@@ -158,7 +158,7 @@ def main() -> int:
         lat_img = median_ms(lambda: search(index, model.embed_pixels(q_img), 10))
         lat_text = median_ms(lambda: search(index, model.embed_texts(["a red car"]), 10, wide=True))
         lat_file = median_ms(lambda: search(
-            index, model.embed_pixels(_query_features(files[0].path, _read_query(files[0].path),
+            index, model.embed_pixels(query_features(files[0].path, read_query(files[0].path),
                                                       model.preprocess).pixels[None]), 10))
         search_ms = median_ms(lambda: search(index, vecs[:1], 10))
         exact_ms = median_ms(lambda: search(exact, vecs[:1], 10))

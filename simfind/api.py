@@ -9,23 +9,15 @@ from contextlib import contextmanager
 from functools import cache, partial
 from typing import TYPE_CHECKING
 
-from .errors import Interrupted, SimfindError, UsageError
-from .grouping import by_content, is_under, make_groups, spanning
-from .hashing import max_distance
+from .dupes import duplicate_groups
+from .errors import Interrupted, UsageError
+from .grouping import is_under, spanning
 from .ingest import Progress, check_model, ingest, interrupted
 from .keeper import keeper_rule
 from .options import BY, check_choice
-from .pairs import (
-    DEFAULT_CLIP_THRESHOLD,
-    DEFAULT_HASH_THRESHOLD,
-    LocalFeatures,
-    Similarity,
-    clip_pairs,
-    hash_pairs,
-    matches_of,
-)
-from .records import DupesReport, FileRef, IndexedFile, IndexInfo, IndexReport, Match, QueryReport
+from .records import DupesReport, IndexInfo, IndexReport, QueryReport
 from .scan import ScanResult, scan
+from .search import load_model, lookup_of, query_label, read_query, search, write_lookup
 from .store import IndexDir
 from .sync import plan as sync_plan
 
@@ -114,28 +106,14 @@ def _update(idx: IndexDir, roots: list[str], found: ScanResult, model: LazyModel
         if catalog.counts()["embedded"]:
             if todo.added or todo.updated or todo.removals or embedded:
                 idx.vectors()  # built now, so that the next query does not pay for it
-        elif lookup and idx.lookup() is None:  # what a hash query searches, for this revision (or unreadable)
-            _write_lookup(idx, progress)
+        elif lookup and lookup_of(idx) is None:  # what a hash query searches, for this revision (or unreadable)
+            write_lookup(idx, progress)
     except KeyboardInterrupt:  # every file is in: the derived files are built again when a search needs them
         raise Interrupted(interrupted(len(todo.todo), len(todo.todo))) from None
     failures = (*found.failures, *failed)
     return IndexReport(scanned=len(found.files), unchanged=todo.unchanged, added=todo.added, updated=todo.updated,
                        renamed=len(todo.renames), removed=len(todo.removals), failed=len(failures),
                        failures=failures, embedded=embedded, refreshed=todo.refreshed)
-
-
-def _write_lookup(idx: IndexDir, progress: Progress) -> None:
-    from .lookup import Lookup
-    from .pairs import local_searched
-
-    pictures = idx.catalog.content_pictures()
-    if not pictures:
-        return
-    progress("lookup", 0, 1)
-    most = local_searched(2 * len(pictures))  # each picture and its mirror image, as hash_pairs searches them
-    searched = LocalFeatures(idx.catalog.local_features).searched(pictures, most)
-    idx.save_lookup(Lookup.build(pictures, searched, most))
-    progress("lookup", 1, 1)
 
 
 def duplicates(
@@ -164,64 +142,12 @@ def duplicates(
             _update(idx, scope, found, _model(spec, notify), runner=cluster,
                     workers=cluster.threads() if cluster else workers, progress=progress, lookup=False)
         progress("group", 0, 1)
-        report = _group(idx, scope or None, threshold, by, keeper, notify, runner=cluster)
+        report = duplicate_groups(idx, scope or None, threshold, by, keeper, notify, runner=cluster)
     if between:
         kept = spanning(report.groups, *_existing_roots(between))
         report = DupesReport(report.threshold, report.by, tuple(kept), report.files, report.errors, report.missing)
     progress("group", 1, 1)
     return report
-
-
-def _group(idx: IndexDir, roots: list[str] | None, threshold: float | None, by: str, keeper,
-           notify: Notify = _quiet_notify, runner: Runner | None = None) -> DupesReport:
-    """Exact copies collapse into one node; near pairs (hash, CLIP or both) are searched between nodes and joined
-    into star groups. With by="auto", `threshold` applies to CLIP and hashes use their own default. A file gone
-    from disk since it was indexed is never reported: the groups are made again without it."""
-    catalog = idx.catalog
-    files = catalog.indexed_files(roots)
-    embedded = catalog.counts()["embedded"] > 0
-    if by == "clip" and not embedded:
-        raise SimfindError(
-            "this index has no CLIP embeddings; run `simfind index DIR` with the model available, or use --by hash"
-        )
-    mode = ("auto" if embedded else "hash") if by == "auto" else by  # "auto": every signal the index has
-    if mode == "exact":
-        threshold = 1.0
-    elif threshold is None:
-        threshold = DEFAULT_HASH_THRESHOLD if mode == "hash" else DEFAULT_CLIP_THRESHOLD
-    vectors = {}
-    if mode in ("auto", "clip"):
-        ids, vecs = catalog.embeddings(roots)
-        vectors = dict(zip(ids.tolist(), vecs))
-    groups, gone = _groups_of(idx, files, mode, threshold, vectors, keeper, runner), set()
-    while went := {m.file.id for g in groups for m in g.members if not os.path.exists(m.file.path)}:
-        gone |= went  # a stat per reported file; the groups are made again only when some went
-        files = [f for f in files if f.id not in went]
-        groups = _groups_of(idx, files, mode, threshold, vectors, keeper, runner)
-    if gone:
-        notify(_gone_notice(len(gone)))
-    return DupesReport(threshold=threshold, by=mode, groups=tuple(groups), files=len(files),
-                       errors=len(catalog.errors(roots)), missing=len(gone))
-
-
-def _groups_of(idx: IndexDir, files, mode: str, threshold: float, vectors: dict, keeper,
-               runner: Runner | None = None) -> list:
-    nodes = by_content(files)
-    reps = [n[0] for n in nodes]
-    pairs, local = [], None
-    if mode in ("hash", "auto") and len(nodes) > 1:
-        local = LocalFeatures(idx.catalog.local_features)
-        pairs += hash_pairs(reps, threshold if mode == "hash" else DEFAULT_HASH_THRESHOLD, local=local,
-                            runner=runner)
-    if mode in ("clip", "auto") and vectors:
-        pairs += clip_pairs(reps, vectors, threshold)
-    return make_groups(nodes, pairs, keeper=keeper, similarity=Similarity(vectors, local))
-
-
-def _gone_notice(n: int) -> str:
-    one = n == 1
-    return (f"{n:,} {'file' if one else 'files'} to report {'is' if one else 'are'} gone from disk since indexing "
-            "and left out; `simfind index DIR` brings the index up to date")
 
 
 def _check_destination(to: str, roots: Iterable[str]) -> None:
@@ -265,145 +191,11 @@ def query_many(items: Sequence[str], *, index_dir: str, k: int = 10, threshold: 
     at most once. Every item is checked (a folder, a mistyped path) before any is searched."""
     if k < 1:
         raise UsageError(f"-k must be at least 1, not {k}")
-    labels = [_query_label(item) for item in items]
-    load = cache(partial(_load_model, device=device, precision=precision))
+    labels = [query_label(item) for item in items]
+    load = cache(partial(load_model, device=device, precision=precision))
     with IndexDir.open(index_dir) as idx:
-        return [search(idx, label, data=_read_query(label) if is_image else None, k=k, threshold=threshold,
+        return [search(idx, label, data=read_query(label) if is_image else None, k=k, threshold=threshold,
                        exclude_self=exclude_self, model=load) for label, is_image in labels]
-
-
-def _query_label(text_or_image: str) -> tuple[str, bool]:
-    """(label, is_image): an image file's absolute path, or a text."""
-    if os.path.isdir(text_or_image):
-        raise UsageError(f"{text_or_image} is a folder: query takes image files (or texts, with CLIP)")
-    if os.path.isfile(text_or_image):
-        return os.path.abspath(text_or_image), True
-    if _looks_like_a_path(text_or_image):
-        raise UsageError(f"no such image file: {text_or_image}")
-    return text_or_image, False
-
-
-def _load_model(spec: str, *, device: str = "auto", precision: str = "auto"):
-    from .embed import load
-
-    return load(spec, device=device, precision=precision)
-
-
-def search(idx: IndexDir, label: str, *, data: bytes | None = None, k: int = 10, threshold: float | None = None,
-           exclude_self: bool = False, model: Callable | None = None) -> QueryReport:
-    """query() on an open index: the image `data` (its bytes; `label` names it) or, without data, the text
-    `label`. `model`: spec -> embed.ClipModel, asked only when the query needs a forward pass (a server passes
-    the model it holds)."""
-    from . import rank
-
-    is_image = data is not None
-    catalog = idx.catalog
-    spec = catalog.get_meta("model") if catalog.has_embeddings() else None
-    if not spec and not is_image:  # one answer, whether or not the index holds any files
-        raise UsageError(f"{label!r} is not a file, and a text query needs CLIP embeddings, which this "
-                         "index does not have: index the folders again without --no-clip (the model's weights "
-                         "must be available) to search by text")
-    total = catalog.file_count()
-    if not total:
-        return QueryReport(label, "clip" if spec else "hash", (), threshold, 0)
-    if not spec and threshold is None:
-        threshold = DEFAULT_HASH_THRESHOLD  # a hash query lists what dupes would pair with it
-    if spec:
-        vector = _query_vector(idx, label, data, spec, model or _load_model)
-
-        def ranked(n: int) -> list[tuple[IndexedFile, float]]:
-            found = rank.by_clip(idx.vectors(), vector, n, text=not is_image)
-            files = {f.id: f for f in catalog.files_by_id([i for i, _s in found])}
-            return [(files[i], s) for i, s in found if i in files]
-    else:
-        q = _query_features(label, data)
-        me = IndexedFile(-1, label, q.ref.size, q.ref.mtime_ns, q.content_hash, q.width, q.height, q.phash,
-                         q.thumb, q.content_pixels, q.frame or None)
-        found = _hash_matches(idx, me, q.local, threshold)
-
-        def ranked(n: int) -> list[tuple[IndexedFile, float]]:
-            return found[:n]
-
-    matches = _present(ranked, k + (1 if exclude_self else 0))
-    if exclude_self:
-        own = os.path.realpath(label)
-        matches = [(f, s) for f, s in matches if os.path.realpath(f.path) != own]
-    matches = [(f, s) for f, s in matches[:k] if threshold is None or s >= threshold - 1e-9]
-    return QueryReport(label, "clip" if spec else "hash", tuple(Match(r, f, s) for r, (f, s) in enumerate(matches, 1)),
-                       threshold, total)
-
-
-def _hash_matches(idx: IndexDir, me: IndexedFile, blob: bytes, threshold: float) -> list[tuple[IndexedFile, float]]:
-    """matches_of over the candidates the revision's lookup gives the query (its own content's files included),
-    or, where `index` has built none, over the whole catalog."""
-    catalog = idx.catalog
-    local = LocalFeatures(catalog.local_features, {me.content_hash: blob})
-    lookup = idx.lookup()
-    if lookup is None:
-        return matches_of(me, catalog.indexed_files(), threshold, local)
-    from .verify import LOCAL_EDIT_BITS
-
-    own = lookup.row_of([f.id for f in catalog.files_with_content([me.content_hash])])
-    rows, proposed = lookup.near(me.thumb, me.frame, blob, max_distance(threshold) + LOCAL_EDIT_BITS, own)
-    content = {f.id: f.content_hash for f in catalog.files_by_id(lookup.ids[rows].tolist())}
-    files = catalog.files_with_content({*content.values(), me.content_hash})
-    return matches_of(me, files, threshold, local, [(content[int(lookup.ids[r])], m) for r, m in proposed])
-
-
-def _looks_like_a_path(text: str) -> bool:
-    """A name with an image extension, or a path in a folder that exists: a mistyped file, not a text query."""
-    from .scan import is_image_name
-
-    parent = os.path.dirname(text)
-    return is_image_name(text) or (bool(parent) and os.path.isdir(parent))
-
-
-def _present(ranked: Callable[[int], list], k: int) -> list:
-    """The top k of `ranked(n)` (the n best, best first) among files still on disk: a stat per result, and a
-    wider search only when some are gone."""
-    n = k
-    while True:
-        found = ranked(n)
-        present = [(f, s) for f, s in found if os.path.exists(f.path)]
-        if len(present) >= k or len(found) < n:
-            return present[:k]
-        n += 2 * (len(found) - len(present))
-
-
-def _query_vector(idx: IndexDir, label: str, data: bytes | None, spec: str, model: Callable):
-    """(1, dim) float32: a stored embedding where the index holds the query image's bytes `data` (the file
-    itself, or a byte copy: no model load, no forward pass), else the model's embedding of the image or, without
-    data, of the text `label`."""
-    if data is not None:
-        from .hashing import content_hash
-
-        stored = idx.catalog.embedding_of_content(content_hash(data))
-        if stored is not None:
-            return stored[None]
-    clip = model(spec)
-    if data is not None:
-        return clip.embed_pixels(_query_features(label, data, clip.preprocess).pixels[None])
-    return clip.embed_texts([label])
-
-
-def _read_query(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError as e:
-        raise UsageError(f"cannot read the query image {path}: {e.strerror or e}") from None
-
-
-def _query_features(label: str, data: bytes, clip=None):
-    """The query image `data`, read exactly as `index` reads files (same decode, same draft size), so that an
-    indexed file finds itself at similarity 1.0."""
-    from .pipeline import process_bytes
-    from .records import Failure
-
-    result = process_bytes(FileRef(label, len(data), 0), data, clip)
-    if isinstance(result, Failure):
-        raise UsageError(f"cannot read the query image {label}: {result.reason}")
-    return result
 
 
 def display_thumbnails(paths: Sequence[str], *, size: int = 160, workers: int | None = None) -> dict[str, str]:

@@ -16,10 +16,10 @@ import socket
 import threading
 from collections.abc import Callable
 
-from .api import search
 from .errors import SimfindError, UsageError
 from .records import QueryReport
 from .render import query_dict
+from .search import search
 from .store import IndexDir
 
 DEFAULT_PORT = 8765

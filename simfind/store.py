@@ -57,7 +57,7 @@ class IndexDir:
         self.path = path
         self.catalog = catalog
         self._lock = lock
-        self._lookup, self._lookup_rev = None, None
+        self._read: dict[tuple[str, str, int], object] = {}
 
     @classmethod
     def open(cls, path: str, *, write: bool = False, rebuild: bool = False,
@@ -149,25 +149,23 @@ class IndexDir:
                     continue
         return [p for _rev, p in sorted(older, reverse=True)]
 
-    # -- what a hash query searches ----------------------------------------------------------------------------
-
-    def lookup(self):
-        """lookup.Lookup of this revision, or None where `index` has not built one for it; read once per
-        revision (a batch of queries reads it once)."""
-        from .lookup import Lookup
-
-        rev = self.revision
-        if self._lookup_rev != rev:
-            self._lookup, self._lookup_rev = Lookup.read(self._derived(LOOKUP_PREFIX, LOOKUP_SUFFIX)), rev
-        return self._lookup
-
-    def save_lookup(self, lookup) -> None:
-        self._save(self._derived(LOOKUP_PREFIX, LOOKUP_SUFFIX), LOOKUP_PREFIX, lookup.write)
-
     # -- derived files -----------------------------------------------------------------------------------------
 
     def _derived(self, prefix: str, suffix: str) -> str:
         return os.path.join(self.path, f"{prefix}{self.revision}{suffix}")
+
+    def derived(self, prefix: str, suffix: str, read: Callable[[str], object]):
+        """read(path) of this revision's derived file `prefix`REV`suffix` (read copes with a missing file), read
+        once per revision however often it is asked for (a batch of queries reads it once)."""
+        key = (prefix, suffix, self.revision)
+        if key not in self._read:
+            self._read[key] = read(self._derived(prefix, suffix))
+        return self._read[key]
+
+    def save_derived(self, prefix: str, suffix: str, write: Callable[[str], None]) -> None:
+        """Write this revision's derived file `prefix`REV`suffix` by write(tmp), atomically; older revisions go."""
+        self._save(self._derived(prefix, suffix), prefix, write)
+        self._read.pop((prefix, suffix, self.revision), None)
 
     def _save(self, path: str, prefix: str, write: Callable[[str], None]) -> None:
         """Write a derived file atomically and drop its older revisions; in a read-only folder, skip it."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
+from simfind.search import lookup_of
 from simfind.store import IndexDir
 
 from .conftest import picture, save
@@ -50,7 +51,7 @@ def test_a_query_through_the_lookup_answers_as_the_whole_search_does(library, cl
     cli("index", library, "--no-clip", "-q")
     assert len(_lookups(cli.index_dir)) == 1
     with IndexDir.open(str(cli.index_dir)) as idx:
-        lookup = idx.lookup()
+        lookup = lookup_of(idx)
         assert lookup is not None and len(lookup) == len(list(library.rglob("*.jpg")))
     files = sorted(str(p) for p in library.rglob("*.jpg"))
     new = save(_edits(picture(705), 4), tmp_path / "new" / "mirrored.jpg", quality=75)  # not indexed
@@ -81,7 +82,7 @@ def test_index_replaces_the_lookup_when_files_change_and_rebuilds_a_damaged_one(
     assert {Path(r["path"]).name for r in cli.json("query", folder / "0.jpg")["results"]} == {"0.jpg", "small.jpg"}
     cli("index", folder, "--no-clip", "-q")  # nothing changed, but the lookup could not be read: written again
     with IndexDir.open(str(cli.index_dir)) as idx:
-        assert idx.lookup() is not None
+        assert lookup_of(idx) is not None
 
 
 def test_files_added_by_dupes_are_found_by_the_next_query(cli, tmp_path):

@@ -1,0 +1,171 @@
+"""An image or a text -> the indexed files most like it, on an open index: by CLIP where the index has
+embeddings, else the files the matcher `dupes` uses pairs with the image, found through the revision's lookup
+(lookup.py; written here, by `index`) or, without one, in the whole catalog."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from .errors import UsageError
+from .hashing import max_distance
+from .ingest import Progress
+from .pairs import DEFAULT_HASH_THRESHOLD, LocalFeatures, matches_of
+from .records import FileRef, IndexedFile, Match, QueryReport
+from .store import LOOKUP_PREFIX, LOOKUP_SUFFIX, IndexDir
+
+
+def query_label(text_or_image: str) -> tuple[str, bool]:
+    """(label, is_image): an image file's absolute path, or a text."""
+    if os.path.isdir(text_or_image):
+        raise UsageError(f"{text_or_image} is a folder: query takes image files (or texts, with CLIP)")
+    if os.path.isfile(text_or_image):
+        return os.path.abspath(text_or_image), True
+    if _looks_like_a_path(text_or_image):
+        raise UsageError(f"no such image file: {text_or_image}")
+    return text_or_image, False
+
+
+def load_model(spec: str, *, device: str = "auto", precision: str = "auto"):
+    from .embed import load
+
+    return load(spec, device=device, precision=precision)
+
+
+def search(idx: IndexDir, label: str, *, data: bytes | None = None, k: int = 10, threshold: float | None = None,
+           exclude_self: bool = False, model: Callable | None = None) -> QueryReport:
+    """query() on an open index: the image `data` (its bytes; `label` names it) or, without data, the text
+    `label`. `model`: spec -> embed.ClipModel, asked only when the query needs a forward pass (a server passes
+    the model it holds)."""
+    from . import rank
+
+    is_image = data is not None
+    catalog = idx.catalog
+    spec = catalog.get_meta("model") if catalog.has_embeddings() else None
+    if not spec and not is_image:  # one answer, whether or not the index holds any files
+        raise UsageError(f"{label!r} is not a file, and a text query needs CLIP embeddings, which this "
+                         "index does not have: index the folders again without --no-clip (the model's weights "
+                         "must be available) to search by text")
+    total = catalog.file_count()
+    if not total:
+        return QueryReport(label, "clip" if spec else "hash", (), threshold, 0)
+    if not spec and threshold is None:
+        threshold = DEFAULT_HASH_THRESHOLD  # a hash query lists what dupes would pair with it
+    if spec:
+        vector = _query_vector(idx, label, data, spec, model or load_model)
+
+        def ranked(n: int) -> list[tuple[IndexedFile, float]]:
+            found = rank.by_clip(idx.vectors(), vector, n, text=not is_image)
+            files = {f.id: f for f in catalog.files_by_id([i for i, _s in found])}
+            return [(files[i], s) for i, s in found if i in files]
+    else:
+        q = query_features(label, data)
+        me = IndexedFile(-1, label, q.ref.size, q.ref.mtime_ns, q.content_hash, q.width, q.height, q.phash,
+                         q.thumb, q.content_pixels, q.frame or None)
+        found = _hash_matches(idx, me, q.local, threshold)
+
+        def ranked(n: int) -> list[tuple[IndexedFile, float]]:
+            return found[:n]
+
+    matches = _present(ranked, k + (1 if exclude_self else 0))
+    if exclude_self:
+        own = os.path.realpath(label)
+        matches = [(f, s) for f, s in matches if os.path.realpath(f.path) != own]
+    matches = [(f, s) for f, s in matches[:k] if threshold is None or s >= threshold - 1e-9]
+    return QueryReport(label, "clip" if spec else "hash", tuple(Match(r, f, s) for r, (f, s) in enumerate(matches, 1)),
+                       threshold, total)
+
+
+def _hash_matches(idx: IndexDir, me: IndexedFile, blob: bytes, threshold: float) -> list[tuple[IndexedFile, float]]:
+    """matches_of over the candidates the revision's lookup gives the query (its own content's files included),
+    or, where `index` has built none, over the whole catalog."""
+    catalog = idx.catalog
+    local = LocalFeatures(catalog.local_features, {me.content_hash: blob})
+    lookup = lookup_of(idx)
+    if lookup is None:
+        return matches_of(me, catalog.indexed_files(), threshold, local)
+    from .verify import LOCAL_EDIT_BITS
+
+    own = lookup.row_of([f.id for f in catalog.files_with_content([me.content_hash])])
+    rows, proposed = lookup.near(me.thumb, me.frame, blob, max_distance(threshold) + LOCAL_EDIT_BITS, own)
+    content = {f.id: f.content_hash for f in catalog.files_by_id(lookup.ids[rows].tolist())}
+    files = catalog.files_with_content({*content.values(), me.content_hash})
+    return matches_of(me, files, threshold, local, [(content[int(lookup.ids[r])], m) for r, m in proposed])
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """A name with an image extension, or a path in a folder that exists: a mistyped file, not a text query."""
+    from .scan import is_image_name
+
+    parent = os.path.dirname(text)
+    return is_image_name(text) or (bool(parent) and os.path.isdir(parent))
+
+
+def _present(ranked: Callable[[int], list], k: int) -> list:
+    """The top k of `ranked(n)` (the n best, best first) among files still on disk: a stat per result, and a
+    wider search only when some are gone."""
+    n = k
+    while True:
+        found = ranked(n)
+        present = [(f, s) for f, s in found if os.path.exists(f.path)]
+        if len(present) >= k or len(found) < n:
+            return present[:k]
+        n += 2 * (len(found) - len(present))
+
+
+def _query_vector(idx: IndexDir, label: str, data: bytes | None, spec: str, model: Callable):
+    """(1, dim) float32: a stored embedding where the index holds the query image's bytes `data` (the file
+    itself, or a byte copy: no model load, no forward pass), else the model's embedding of the image or, without
+    data, of the text `label`."""
+    if data is not None:
+        from .hashing import content_hash
+
+        stored = idx.catalog.embedding_of_content(content_hash(data))
+        if stored is not None:
+            return stored[None]
+    clip = model(spec)
+    if data is not None:
+        return clip.embed_pixels(query_features(label, data, clip.preprocess).pixels[None])
+    return clip.embed_texts([label])
+
+
+def read_query(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as e:
+        raise UsageError(f"cannot read the query image {path}: {e.strerror or e}") from None
+
+
+def query_features(label: str, data: bytes, clip=None):
+    """The query image `data`, read exactly as `index` reads files (same decode, same draft size), so that an
+    indexed file finds itself at similarity 1.0."""
+    from .pipeline import process_bytes
+    from .records import Failure
+
+    result = process_bytes(FileRef(label, len(data), 0), data, clip)
+    if isinstance(result, Failure):
+        raise UsageError(f"cannot read the query image {label}: {result.reason}")
+    return result
+
+
+def lookup_of(idx: IndexDir):
+    """lookup.Lookup of the index's revision, or None where `index` has not written one for it (or it cannot be
+    read)."""
+    from .lookup import Lookup
+
+    return idx.derived(LOOKUP_PREFIX, LOOKUP_SUFFIX, Lookup.read)
+
+
+def write_lookup(idx: IndexDir, progress: Progress) -> None:
+    from .lookup import Lookup
+    from .pairs import local_searched
+
+    pictures = idx.catalog.content_pictures()
+    if not pictures:
+        return
+    progress("lookup", 0, 1)
+    most = local_searched(2 * len(pictures))  # each picture and its mirror image, as hash_pairs searches them
+    searched = LocalFeatures(idx.catalog.local_features).searched(pictures, most)
+    idx.save_derived(LOOKUP_PREFIX, LOOKUP_SUFFIX, Lookup.build(pictures, searched, most).write)
+    progress("lookup", 1, 1)
