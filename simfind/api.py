@@ -17,7 +17,7 @@ from .keeper import keeper_rule
 from .options import BY, check_choice
 from .records import DupesReport, IndexInfo, IndexReport, QueryReport
 from .scan import ScanResult, scan
-from .search import load_model, lookup_of, query_label, read_query, search, write_lookup
+from .search import load_model, query_label, read_query, search, write_lookup
 from .store import IndexDir
 from .sync import plan as sync_plan
 
@@ -102,6 +102,8 @@ def _update(idx: IndexDir, roots: list[str], found: ScanResult, model: LazyModel
         catalog.write(found.failures)
     failed, embedded = ingest(idx, todo, lazy=model, runner=runner, workers=workers, batch_size=batch_size,
                               progress=progress)
+    from .lookup import of as lookup_of
+
     try:
         if catalog.counts()["embedded"]:
             if todo.added or todo.updated or todo.removals or embedded:

@@ -313,18 +313,22 @@ def _ranked(i: np.ndarray, j: np.ndarray, votes: np.ndarray):
     return src, dst, v, at, rank
 
 
-def top_partners(key: np.ndarray, votes: np.ndarray, n: int, top: int) -> tuple[np.ndarray, np.ndarray]:
-    """(partners, votes), each (n, top) int32: each picture's `top` best pairs among `key` (see _votes) as _best
-    ranks them, best first, as the other picture's row and the pair's votes (-1 and 0 past its last)."""
+def top_partners(key: np.ndarray, votes: np.ndarray, n: int, top: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(partners, votes, mirrors), each (n, top): each picture's `top` best pairs among `key` (see _votes) as
+    _best ranks them, best first, as the other picture's row (int32, -1 past its last), the pair's votes (int32)
+    and whether it is the mirrored pair (int8)."""
     keep = votes >= LOCAL_MIN_VOTES
     key, votes = key[keep], votes[keep]
-    src, dst, v, _at, rank = _ranked(key // 2 // n, key // 2 % n, votes)
+    src, dst, v, at, rank = _ranked(key // 2 // n, key // 2 % n, votes)
     partners = np.full((n, top), -1, np.int32)
     counts = np.zeros((n, top), np.int32)
+    mirrors = np.zeros((n, top), np.int8)
     kept = rank < top
     partners[src[kept], rank[kept]] = dst[kept]
     counts[src[kept], rank[kept]] = v[kept]
-    return partners, counts
+    mirrors[src[kept], rank[kept]] = (key % 2)[at[kept]]
+    return partners, counts, mirrors
 
 
 def _shared_words(postings: np.ndarray, n: int, mask: np.ndarray | None = None):

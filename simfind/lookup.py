@@ -69,6 +69,10 @@ class _Stored:
                                    self.dtype).reshape(self.shape[1:])
         return out
 
+    def whole(self) -> np.ndarray:
+        raw = os.pread(self._fh.fileno(), self._row * self.shape[0], self._offset)
+        return np.frombuffer(raw, self.dtype).reshape(self.shape)
+
     def windows(self, starts: np.ndarray, width: int) -> np.ndarray:
         out = np.full((len(starts), width), _LAST, self.dtype)
         for k, s in enumerate(np.asarray(starts).tolist()):
@@ -76,6 +80,10 @@ class _Stored:
                                 self.dtype)
             out[k, :len(got)] = got
         return out
+
+
+def _whole(a) -> np.ndarray:
+    return a.whole() if isinstance(a, _Stored) else np.asarray(a)
 
 
 def _rows(a, index: np.ndarray) -> np.ndarray:
@@ -102,6 +110,7 @@ class Lookup:
         self.framed = arrays["framed"]  # (n,) bool
         self.partners = arrays["partners"]  # (n, TOP) int32 rows, -1 past the last
         self.votes = arrays["votes"]  # (n, TOP) int32
+        self.mirrors = arrays["mirrors"]  # (n, TOP) int8: the pair is the mirrored one
         self.postings = [arrays[f"postings{t}"] for t in range(meta["tables"])]
         # every _BLOCK-th posting of each table: a word is found in its block, a read of a page or two
         self.directory = [arrays[f"directory{t}"] for t in range(meta["tables"])]
@@ -124,9 +133,10 @@ class Lookup:
             whole[framed] = unpack_frames([f.frame for f in pictures if f.frame])[0]
         tables = word_tables(searched.columns.shape[1])
         posts = list(postings(searched, tables))
-        partners, votes = top_partners(*all_votes(posts, n, 2 * n), n, TOP)
+        partners, votes, mirrors = top_partners(*all_votes(posts, n, 2 * n), n, TOP)
         arrays = {"ids": np.array([f.id for f in pictures], np.int64), "orient": orientation_codes(thumbs),
-                  "whole": upright_codes(whole), "framed": framed, "partners": partners, "votes": votes}
+                  "whole": upright_codes(whole), "framed": framed, "partners": partners, "votes": votes,
+                  "mirrors": mirrors}
         arrays.update((f"postings{t}", p) for t, p in enumerate(posts))
         arrays.update((f"directory{t}", p[::_BLOCK].copy()) for t, p in enumerate(posts))
         meta = {"tables": len(tables), "most": most, "descriptors": int(searched.columns.shape[1])}
@@ -134,7 +144,7 @@ class Lookup:
 
     def write(self, path: str) -> None:
         arrays = {"ids": self.ids, "orient": self.orient, "whole": self.whole, "framed": self.framed,
-                  "partners": self.partners, "votes": self.votes}
+                  "partners": self.partners, "votes": self.votes, "mirrors": self.mirrors}
         arrays.update((f"postings{t}", p) for t, p in enumerate(self.postings))
         arrays.update((f"directory{t}", p) for t, p in enumerate(self.directory))
         layout, at = {}, 0
@@ -181,6 +191,19 @@ class Lookup:
             return cls(head["meta"], arrays)
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+    def proposed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(i, j, mirror), i < j, rows: the local-feature candidates of the whole library, as
+        candidates.local_candidates proposes them (each picture's LOCAL_PER_IMAGE best pairs), read from the
+        partners kept, for a `dupes` over every indexed file."""
+        n = len(self.ids)
+        partners = _whole(self.partners)[:, :LOCAL_PER_IMAGE]
+        mirrors = _whole(self.mirrors)[:, :LOCAL_PER_IMAGE]
+        src, rank = np.nonzero(partners >= 0)
+        dst, mirror = partners[src, rank].astype(np.int64), mirrors[src, rank].astype(np.int64)
+        i, j = np.minimum(src, dst), np.maximum(src, dst)
+        key = np.unique((i * n + j) * 2 + mirror)
+        return key // 2 // n, key // 2 % n, key % 2
 
     def row_of(self, ids: Sequence[int]) -> int | None:
         """The row of the content these catalog ids hold (one of them is its row's id), or None."""
@@ -289,3 +312,11 @@ class Lookup:
 
 
 
+
+
+def of(idx) -> Lookup | None:
+    """The Lookup of an open index's (store.IndexDir) revision, or None where `index` has not written one for it
+    (or it cannot be read)."""
+    from .store import LOOKUP_PREFIX, LOOKUP_SUFFIX
+
+    return idx.derived(LOOKUP_PREFIX, LOOKUP_SUFFIX, Lookup.read)

@@ -116,7 +116,7 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, focus: Sequence[i
         found = _unrefuted(blobs, thumbs, found, runner)
         if proposed is None:
             most = local_searched(2 * len(pictures))  # each picture and its mirror image
-            proposed = _local_candidates(local.searched(pictures, most), rows)
+            proposed = _local_candidates(local, pictures, most, rows)
         else:
             at = {k: r for r, k in enumerate(with_thumb)}
             given = np.array([(at[i], at[j], m) for i, j, m in proposed], np.int64).reshape(-1, 3)
@@ -156,12 +156,22 @@ def _unrefuted(blobs: Callable[[list[int]], list[bytes]], thumbs: np.ndarray,
     return [p for k, p in enumerate(found) if k not in drop]
 
 
-def _local_candidates(searched, focus: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, mirror) that local features propose (`searched`: candidates.Stacked of each picture's strongest
-    descriptors, then its mirror image's)."""
+def _local_candidates(local: LocalFeatures, pictures: Sequence[IndexedFile], most: int, focus: np.ndarray | None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, mirror), i < j, positions in `pictures`, that local features propose: the search over each
+    picture's `most` strongest descriptors and its mirror image's, the pictures in catalog-id order (one not in
+    the catalog, a query, last), as lookup.Lookup keeps them, so that the two propose the same."""
+    import numpy as np
+
     from .candidates import local_candidates
 
-    return local_candidates(searched, focus=focus, mirrored=True)
+    order = np.argsort([f.id if f.id >= 0 else np.iinfo(np.int64).max for f in pictures], kind="stable")
+    at = np.empty(len(order), np.int64)
+    at[order] = np.arange(len(order))
+    i, j, mirror = local_candidates(local.searched([pictures[k] for k in order], most),
+                                    focus=None if focus is None else at[focus], mirrored=True)
+    i, j = order[i], order[j]
+    return np.minimum(i, j), np.maximum(i, j), mirror
 
 
 def _geometric_pairs(proposed: tuple[np.ndarray, np.ndarray, np.ndarray], blobs: Callable[[list[int]], list[bytes]],

@@ -81,7 +81,9 @@ def _hash_matches(idx: IndexDir, me: IndexedFile, blob: bytes, threshold: float)
     or, where `index` has built none, over the whole catalog."""
     catalog = idx.catalog
     local = LocalFeatures(catalog.local_features, {me.content_hash: blob})
-    lookup = lookup_of(idx)
+    from .lookup import of
+
+    lookup = of(idx)
     if lookup is None:
         return matches_of(me, catalog.indexed_files(), threshold, local)
     from .verify import LOCAL_EDIT_BITS
@@ -147,14 +149,6 @@ def query_features(label: str, data: bytes, clip=None):
     if isinstance(result, Failure):
         raise UsageError(f"cannot read the query image {label}: {result.reason}")
     return result
-
-
-def lookup_of(idx: IndexDir):
-    """lookup.Lookup of the index's revision, or None where `index` has not written one for it (or it cannot be
-    read)."""
-    from .lookup import Lookup
-
-    return idx.derived(LOOKUP_PREFIX, LOOKUP_SUFFIX, Lookup.read)
 
 
 def write_lookup(idx: IndexDir, progress: Progress) -> None:

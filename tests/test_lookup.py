@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from simfind.search import lookup_of
+from simfind.lookup import of as lookup_of
 from simfind.store import IndexDir
 
 from .conftest import picture, save
@@ -19,17 +19,18 @@ from .test_agreement import _edits
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> Path:
-    """Pictures with one edited copy each, one picture with 20 copies (more partners than the search keeps per
-    picture, so that which pairs it proposes depends on both pictures' ranks), mirrored copies and distractors."""
+    """Pictures with one edited copy each, 24 overlapping crops of one picture (more partners than the search keeps
+    per picture, so that which pairs it proposes depends on both pictures' ranks), mirrored copies, distractors."""
     root = tmp_path_factory.mktemp("lookup")
     for k in range(20):
         save(picture(700 + k), root / f"p{k:02d}.jpg", quality=90)
         save(_edits(picture(700 + k), k), root / "copies" / f"p{k:02d}_copy.jpg", quality=80)
-    crowd = picture(800)
+    crowd = picture(800, size=(1200, 900))
     w, h = crowd.size
-    for k in range(20):
-        box = (3 * k, 2 * k, w - 4 * k, h - 3 * k)
-        copy = crowd.crop(box).resize((w - 7 * k, h - 5 * k))
+    for k in range(24):  # crops of 55-75% of each side at spread offsets: found by local features, not the hash
+        side = 0.55 + 0.2 * (k % 5) / 4
+        x, y = (k * 37) % round(w * (1 - side) + 1), (k * 53) % round(h * (1 - side) + 1)
+        copy = crowd.crop((x, y, x + round(w * side), y + round(h * side))).resize((480, 360))
         save(ImageOps.mirror(copy) if k % 4 == 3 else copy, root / "crowd" / f"c{k:02d}.jpg", quality=70 + k)
     for k in range(8):
         save(picture(900 + k), root / "other" / f"o{k:02d}.jpg", quality=90)
@@ -130,3 +131,14 @@ def test_a_batch_of_queries_gives_each_its_own_answer(cli, tmp_path):
     empty.write_text("\n")
     none = cli("query", "--from-file", empty)
     assert none.exit_code == 2 and "no queries" in none.stderr
+
+
+def test_dupes_over_the_whole_index_takes_its_candidates_from_the_lookup_and_reports_the_same(library, cli):
+    cli("index", library, "--no-clip", "-q")
+    with IndexDir.open(str(cli.index_dir)) as idx:
+        assert len(lookup_of(idx).proposed()[0]) > 20  # the lookup holds candidates for dupes to take
+    through = cli("dupes", "-t", "0.8", "--format", "json").stdout
+    for name in _lookups(cli.index_dir):
+        os.unlink(cli.index_dir / name)
+    searched = cli("dupes", "-t", "0.8", "--format", "json").stdout
+    assert through == searched and len(json.loads(through)["groups"]) >= 15
