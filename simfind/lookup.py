@@ -221,14 +221,14 @@ class Lookup:
         would propose with it. `own`: the row of the query's own content (an indexed picture), left out."""
         upright, turned, whole_frames = self._hamming()
         q = orientation_codes(np.frombuffer(thumb, np.uint8).reshape(1, THUMB_SIDE, THUMB_SIDE))[0]  # (8, 8)
-        near = [upright.within(q, max_distance)[1],  # the query turned or mirrored against each row upright
+        found = [upright.within(q, max_distance)[1],  # the query turned or mirrored against each row upright
                 turned.within(q[:1], max_distance)[1] // len(q)]  # each row turned against the query
         whole = unpack_frames([frame])[0] if frame else np.frombuffer(thumb, np.uint8).reshape(1, THUMB_SIDE,
                                                                                                THUMB_SIDE)
         framing = whole_frames.within(upright_codes(whole), max_distance)[1]
-        near.append(framing if frame else framing[self.framed[framing]])
+        found.append(framing if frame else framing[self.framed[framing]])
         proposed = self._proposed(blob, own)
-        rows = np.unique(np.concatenate([*near, np.array([r for r, _m in proposed], np.int64)]))
+        rows = np.unique(np.concatenate([*found, np.array([r for r, _m in proposed], np.int64)]))
         if own is not None:
             rows = rows[rows != own]
         return rows, proposed
