@@ -510,14 +510,16 @@ def query_cmd(
     ] = None,
     from_file: Annotated[
         Optional[Path],
-        typer.Option("--from-file", help="Also the queries in FILE, one per line (image paths or texts; - reads "
-                                         "stdin).", dir_okay=False, show_default=False, metavar="FILE"),
+        typer.Option("--from-file", help="Also the queries in FILE: every non-blank line is one (an image path, "
+                                         "relative to the current folder, or a text); - reads stdin. Every query "
+                                         "is checked before any is searched.", dir_okay=False, show_default=False,
+                     metavar="FILE"),
     ] = None,
     index: IndexOpt = None,
-    k: Annotated[int, typer.Option("-k", min=1, help="How many results.")] = 10,
+    k: Annotated[int, typer.Option("-k", min=1, metavar="N", help="How many results.")] = 10,
     threshold: Annotated[
         Optional[float],
-        typer.Option("--threshold", "-t", min=0.0, max=1.0, show_default=False,
+        typer.Option("--threshold", "-t", min=0.0, max=1.0, show_default=False, metavar="SIM",
                      help="Keep only results at or above this similarity. Without CLIP embeddings: the "
                           "threshold copies are found at, as in dupes (default 0.9)."),
     ] = None,
@@ -538,8 +540,9 @@ def query_cmd(
 ) -> None:
     """The indexed images most similar to an image or a text. By CLIP when the index has embeddings;
     without them, an image query lists the indexed files `dupes` would group with it at the threshold (the same
-    search and checks, the same similarity). Several queries (or --from-file) are answered in one run: JSON
-    then has one document per line (JSON lines), CSV a leading `query` column, the table one table per query."""
+    search and checks, the same similarity). An argument that is not an existing file is a text query.
+    Several queries (or --from-file, even with one line) are answered in one run: JSON then has one document
+    per line (JSON lines), the table one table per query, HTML one card each; CSV always leads with the query."""
     from . import api
     from .render import (
         queries_csv,
@@ -566,7 +569,15 @@ def query_cmd(
     else:
         _emit(fmt, output, reports, queries_jsonl, queries_csv, queries_table,
               lambda rs: queries_html(rs, thumbs=_thumbs_of([m.file.path for r in rs for m in r.results])))
-    if fail_on_miss and any(not r.results for r in reports):
+    gone = sum(r.missing for r in reports)
+    if gone and not quiet:
+        _err(f"{gone:,} {'file' if gone == 1 else 'files'} that would be listed {'is' if gone == 1 else 'are'} "
+             "gone from disk since indexing and left out; `simfind index DIR` brings the index up to date")
+    missed = [r.query for r in reports if not r.results]
+    if fail_on_miss and missed:
+        if not quiet:
+            _err(f"no result at the threshold for {len(missed):,} of {len(reports):,} "
+                 f"{'query' if len(reports) == 1 else 'queries'}: {missed[0]}" + (", ..." if len(missed) > 1 else ""))
         raise typer.Exit(1)
 
 

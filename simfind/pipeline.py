@@ -185,6 +185,21 @@ class JoblibRunner:
                 future.cancel()
             if not finished:  # and what runs is stopped now, not waited for at exit
                 executor.shutdown(wait=False, kill_workers=True)
+                _kill_workers(executor)
+
+
+def _kill_workers(executor) -> None:
+    """SIGKILL the executor's worker processes. loky kills them from its manager thread, which may not get to it
+    before this process exits; a worker left blocked on a full result pipe then keeps the exit waiting for it for
+    ever (the interpreter joins its child processes at exit)."""
+    import os
+    import signal
+
+    for process in list(getattr(executor, "_processes", {}).values()):
+        try:
+            os.kill(process.pid, signal.SIGKILL)
+        except (OSError, AttributeError, TypeError):
+            pass
 
 
 def _start_resource_trackers() -> None:

@@ -153,6 +153,7 @@ class QueryReport:
     results: tuple[Match, ...]
     threshold: float | None = None  # what every result meets: --threshold, or a hash query's default
     files: int | None = None  # indexed files searched
+    missing: int = 0  # files that would have been listed but are gone from disk since indexing
 
 
 @dataclass(frozen=True)

@@ -237,12 +237,7 @@ def query_json(report: QueryReport) -> str:
 
 
 def query_csv(report: QueryReport) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["rank", "path", "similarity", "size", "width", "height"])
-    for m in report.results:
-        writer.writerow([m.rank, m.file.path, f"{m.similarity:.4f}", m.file.size, m.file.width, m.file.height])
-    return out.getvalue()
+    return queries_csv([report])
 
 
 def queries_jsonl(reports: Sequence[QueryReport]) -> str:
@@ -251,11 +246,14 @@ def queries_jsonl(reports: Sequence[QueryReport]) -> str:
 
 
 def queries_csv(reports: Sequence[QueryReport]) -> str:
-    """Several queries' answers in one CSV, a row per result, the query first."""
+    """Queries' answers in one CSV: a row per result, the query first; a query without results has one row with
+    only the query, so that every query asked is in the file."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["query", "rank", "path", "similarity", "size", "width", "height"])
     for r in reports:
+        if not r.results:
+            writer.writerow([r.query, "", "", "", "", "", ""])
         for m in r.results:
             writer.writerow([r.query, m.rank, m.file.path, f"{m.similarity:.4f}", m.file.size, m.file.width,
                              m.file.height])

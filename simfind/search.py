@@ -43,7 +43,7 @@ def search(idx: IndexDir, label: str, *, data: bytes | None = None, k: int = 10,
     catalog = idx.catalog
     spec = catalog.get_meta("model") if catalog.has_embeddings() else None
     if not spec and not is_image:  # one answer, whether or not the index holds any files
-        raise UsageError(f"{label!r} is not a file, and a text query needs CLIP embeddings, which this "
+        raise UsageError(f"a text query ({label!r} is not an image file) needs CLIP embeddings, which this "
                          "index does not have: index the folders again without --no-clip (the model's weights "
                          "must be available) to search by text")
     total = catalog.file_count()
@@ -67,13 +67,13 @@ def search(idx: IndexDir, label: str, *, data: bytes | None = None, k: int = 10,
         def ranked(n: int) -> list[tuple[IndexedFile, float]]:
             return found[:n]
 
-    matches = _present(ranked, k + (1 if exclude_self else 0))
+    matches, gone = _present(ranked, k + (1 if exclude_self else 0))
     if exclude_self:
         own = os.path.realpath(label)
         matches = [(f, s) for f, s in matches if os.path.realpath(f.path) != own]
     matches = [(f, s) for f, s in matches[:k] if threshold is None or s >= threshold - 1e-9]
     return QueryReport(label, "clip" if spec else "hash", tuple(Match(r, f, s) for r, (f, s) in enumerate(matches, 1)),
-                       threshold, total)
+                       threshold, total, gone)
 
 
 def _hash_matches(idx: IndexDir, me: IndexedFile, blob: bytes, threshold: float) -> list[tuple[IndexedFile, float]]:
@@ -103,15 +103,16 @@ def _looks_like_a_path(text: str) -> bool:
     return is_image_name(text) or (bool(parent) and os.path.isdir(parent))
 
 
-def _present(ranked: Callable[[int], list], k: int) -> list:
-    """The top k of `ranked(n)` (the n best, best first) among files still on disk: a stat per result, and a
-    wider search only when some are gone."""
+def _present(ranked: Callable[[int], list], k: int) -> tuple[list, int]:
+    """(the top k of `ranked(n)` (the n best, best first) among files still on disk, how many ranked above the
+    last of them are gone): a stat per result, and a wider search only when some are gone."""
     n = k
     while True:
         found = ranked(n)
         present = [(f, s) for f, s in found if os.path.exists(f.path)]
         if len(present) >= k or len(found) < n:
-            return present[:k]
+            last = found.index(present[k - 1]) + 1 if len(present) >= k else len(found)
+            return present[:k], last - min(k, len(present))
         n += 2 * (len(found) - len(present))
 
 

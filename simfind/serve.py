@@ -87,6 +87,7 @@ def create_app(index_dir: str, *, token: str | None = None, max_upload_mb: float
     TOKEN'."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
@@ -225,7 +226,10 @@ def create_app(index_dir: str, *, token: str | None = None, max_upload_mb: float
 
     routes = [Route("/", page), Route("/health", health), Route("/query", query, methods=["POST"]),
               Route("/match", match, methods=["POST"]), Route("/thumb/{file_id:int}", thumb)]
-    return Starlette(routes=routes)
+    async def http_error(request: Request, exc):  # a wrong method or path: JSON, as every other error
+        return error(exc.status_code, exc.detail)
+
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 
 def serve(index_dir: str, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
@@ -242,11 +246,25 @@ def serve(index_dir: str, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, 
     with IndexDir.open(index_dir):
         pass
     app = create_app(index_dir, token=token, max_upload_mb=max_upload_mb, device=device, precision=precision)
+    listening = _listen(host, port)  # before "serving" is said: a port in use is one line, not uvicorn's log
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     if ready is not None:
         ready(f"http://{host}:{port}")
-    server.run()
+    server.run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(info[0], socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(info[4])
+        sock.listen(128)
+    except OSError as e:
+        raise SimfindError(f"cannot listen on {host}:{port} ({e.strerror or e}); pass another --port or --host") \
+            from None
+    return sock
 
 
 PAGE = """<!doctype html>

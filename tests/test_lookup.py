@@ -142,3 +142,19 @@ def test_dupes_over_the_whole_index_takes_its_candidates_from_the_lookup_and_rep
         os.unlink(cli.index_dir / name)
     searched = cli("dupes", "-t", "0.8", "--format", "json").stdout
     assert through == searched and len(json.loads(through)["groups"]) >= 15
+
+
+def test_a_query_says_when_a_file_it_would_list_is_gone_and_a_batch_miss_says_which(cli, tmp_path):
+    folder = tmp_path / "pics"
+    save(picture(980), folder / "a.jpg", quality=90)
+    save(picture(980).resize((320, 240)), folder / "a_small.jpg", quality=80)
+    save(picture(981), folder / "b.jpg", quality=90)
+    cli("index", folder, "--no-clip", "-q")
+    (folder / "a_small.jpg").unlink()
+    result = cli("query", folder / "a.jpg", "-f", "json")
+    assert [Path(r["path"]).name for r in json.loads(result.stdout)["results"]] == ["a.jpg"]
+    assert "1 file that would be listed is gone from disk" in result.stderr and "simfind index" in result.stderr
+    miss = cli("query", folder / "a.jpg", folder / "b.jpg", "--exclude-self", "--fail-on-miss", "-f", "json")
+    assert miss.exit_code == 1 and "no result at the threshold for 2 of 2 queries" in miss.stderr
+    quiet = cli("query", folder / "b.jpg", "--exclude-self", "--fail-on-miss", "-q")
+    assert quiet.exit_code == 1 and quiet.stderr == ""

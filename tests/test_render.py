@@ -35,6 +35,7 @@ from simfind.render import (
     index_summary,
     info_dict,
     info_table,
+    queries_csv,
     query_csv,
     query_json,
     query_table,
@@ -207,11 +208,14 @@ def test_query_json_has_the_contracts_shape():
     assert text["query"] == 'a cat on a sofa, "indoors"' and text["results"] == [] and text["by"] == "clip"
 
 
-def test_query_csv_is_one_row_per_result():
+def test_query_csv_is_one_row_per_result_and_a_row_for_a_query_without_any():
+    q = _query().query
     rows = list(csv.reader(io.StringIO(query_csv(_query()))))
-    assert rows == [["rank", "path", "similarity", "size", "width", "height"],
-                    ["1", "/photos/keep.jpg", "0.9688", "5000", "640", "480"],
-                    ["2", ODD, "0.8000", "3000", "320", "240"]]
+    assert rows == [["query", "rank", "path", "similarity", "size", "width", "height"],
+                    [q, "1", "/photos/keep.jpg", "0.9688", "5000", "640", "480"],
+                    [q, "2", ODD, "0.8000", "3000", "320", "240"]]
+    none = list(csv.reader(io.StringIO(queries_csv([QueryReport("/new.jpg", "hash", ()), _query()]))))
+    assert none[1] == ["/new.jpg", "", "", "", "", "", ""] and len(none) == 4
 
 
 def test_the_query_table_shows_every_path_and_similarity():

@@ -239,3 +239,21 @@ def test_the_upload_page_in_a_browser_shows_the_results_of_an_upload(server):
             assert page.inner_text("#status") == ""
         finally:
             browser.close()
+
+
+def test_a_port_in_use_is_one_line_and_no_serving_claim(library):
+    _root, index_dir = library
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        run = subprocess.run([*SIMFIND, "serve", "--index", str(index_dir), "--port", str(port)],
+                             capture_output=True, text=True, timeout=60)
+    assert run.returncode == 3 and run.stderr.count("\n") == 1, run.stderr
+    assert "cannot listen on 127.0.0.1" in run.stderr and "serving" not in run.stderr
+
+
+def test_a_wrong_method_is_a_json_error(library):
+    client = TestClient(create_app(str(library[1])))
+    r = client.get("/query")
+    assert r.status_code == 405 and "error" in r.json()
