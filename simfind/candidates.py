@@ -228,6 +228,11 @@ def all_votes(postings, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return _votes(postings, n, m, None)
 
 
+def pair_votes(postings, n: int, m: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(key, votes) of every pair with one of `rows` sharing LOCAL_MIN_VOTES words or more, counted in full."""
+    return _votes(postings, n, m, rows)
+
+
 def _votes(postings, n: int, m: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(key, votes): every pair of pictures sharing words, key (i * n + j) * 2 + mirror with i < j, and how many
     words it shares over all tables. `rows`: only the pairs with one of these pictures."""

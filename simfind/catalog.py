@@ -292,11 +292,21 @@ class Catalog:
     def content_pictures(self) -> list[IndexedFile] | None:
         """One file per content (the lowest id), by id; None when a file lacks a thumbnail (a row an older
         version wrote, read again by the next `index`)."""
-        if self.conn.execute("SELECT 1 FROM files WHERE error IS NULL AND thumb IS NULL LIMIT 1").fetchone():
+        if self.thumbless():
             return None
         sql = (f"SELECT {_FILE_COLUMNS} FROM files WHERE id IN (SELECT MIN(id) FROM files WHERE error IS NULL "
                "GROUP BY content_hash) ORDER BY id")
         return [IndexedFile(*row) for row in self.conn.execute(sql)]
+
+    def content_rows(self) -> list[tuple[int, bytes]]:
+        """(lowest id, content hash) of each content, by id: content_pictures() without reading the rows."""
+        sql = "SELECT MIN(id), content_hash FROM files WHERE content_hash IS NOT NULL GROUP BY content_hash ORDER BY 1"
+        return self.conn.execute(sql).fetchall()
+
+    def thumbless(self) -> bool:
+        """Whether an indexed file lacks a thumbnail (a row an older version wrote)."""
+        return self.conn.execute("SELECT 1 FROM files WHERE error IS NULL AND thumb IS NULL LIMIT 1").fetchone() \
+            is not None
 
     def errors(self, roots: Sequence[str] | None = None) -> list[tuple[str, str]]:
         sql = "SELECT path, error FROM files WHERE error IS NOT NULL"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from .candidates import (
     LOCAL_STOP_WORD,
     Stacked,
     all_votes,
+    pair_votes,
     postings,
     top_partners,
     word_maps,
@@ -82,6 +83,34 @@ class _Stored:
         return out
 
 
+def _owners_of_changed(post: np.ndarray, old_post: np.ndarray, removed: np.ndarray, added: np.ndarray, m: int,
+                       m0: int, n: int) -> np.ndarray:
+    """Rows (of the new table `post`) whose votes with some other row can differ from the old table's: the owners
+    of every word the change touched that now counts and got a new picture, or that counts now and did not
+    before, or the reverse (its size crossed LOCAL_STOP_WORD)."""
+    words_ = np.union1d(removed, added)
+    if not len(words_):
+        return np.zeros(0, np.int64)
+
+    def size(p: np.ndarray, mm: int) -> np.ndarray:
+        return np.searchsorted(p, (words_ + 1) * mm) - np.searchsorted(p, words_ * mm)
+
+    def counted(sizes: np.ndarray) -> np.ndarray:
+        return (sizes >= 2) & (sizes <= LOCAL_STOP_WORD)
+
+    now, before = counted(size(post, m)), counted(size(old_post, m0))
+    wanted = words_[(now != before) | (now & np.isin(words_, added))]
+    lo, hi = np.searchsorted(post, wanted * m), np.searchsorted(post, (wanted + 1) * m)
+    at = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist())]) if len(wanted) else lo
+    pic = post[at] % m
+    return np.unique(np.where(pic >= n, pic - n, pic))
+
+
+def _contents(hashes: Sequence[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(hashes), np.uint8).reshape(len(hashes), -1) if hashes else np.zeros((0, 16),
+                                                                                                      np.uint8)
+
+
 def _whole(a) -> np.ndarray:
     return a.whole() if isinstance(a, _Stored) else np.asarray(a)
 
@@ -104,6 +133,7 @@ class Lookup:
 
     def __init__(self, meta: dict, arrays: dict[str, np.ndarray]):
         self.meta = meta
+        self._arrays = arrays
         self.ids = arrays["ids"]  # (n,) int64 catalog id of each row, ascending
         self.orient = arrays["orient"]  # (n, 8, 8) uint8
         self.whole = arrays["whole"]  # (n, 8) uint8: upright pHash of the whole frame (the thumbnail's if untrimmed)
@@ -111,6 +141,8 @@ class Lookup:
         self.partners = arrays["partners"]  # (n, TOP) int32 rows, -1 past the last
         self.votes = arrays["votes"]  # (n, TOP) int32
         self.mirrors = arrays["mirrors"]  # (n, TOP) int8: the pair is the mirrored one
+        self.content = arrays["content"]  # (n, 16) uint8: each row's content hash
+        self.counts = arrays["counts"]  # (n, 2) int32: descriptors each row posts, upright and mirrored
         self.postings = [arrays[f"postings{t}"] for t in range(meta["tables"])]
         # every _BLOCK-th posting of each table: a word is found in its block, a read of a page or two
         self.directory = [arrays[f"directory{t}"] for t in range(meta["tables"])]
@@ -136,17 +168,101 @@ class Lookup:
         partners, votes, mirrors = top_partners(*all_votes(posts, n, 2 * n), n, TOP)
         arrays = {"ids": np.array([f.id for f in pictures], np.int64), "orient": orientation_codes(thumbs),
                   "whole": upright_codes(whole), "framed": framed, "partners": partners, "votes": votes,
-                  "mirrors": mirrors}
+                  "mirrors": mirrors, "content": _contents([f.content_hash for f in pictures]),
+                  "counts": searched.counts.reshape(2, n).T.astype(np.int32)}
+        return cls._with_postings(arrays, posts, most)
+
+    @classmethod
+    def _with_postings(cls, arrays: dict, posts: list[np.ndarray], most: int) -> Lookup:
         arrays.update((f"postings{t}", p) for t, p in enumerate(posts))
         arrays.update((f"directory{t}", p[::_BLOCK].copy()) for t, p in enumerate(posts))
-        meta = {"tables": len(tables), "most": most, "descriptors": int(searched.columns.shape[1])}
+        meta = {"tables": len(posts), "most": most, "descriptors": int(arrays["counts"].sum())}
         return cls(meta, arrays)
 
+    @classmethod
+    def updated(cls, old: Lookup, ids: np.ndarray, contents: np.ndarray,
+                pictures: Callable[[list[int]], list[IndexedFile]], searched: Callable[[list[IndexedFile]], Stacked],
+                most: int) -> Lookup | None:
+        """The lookup of the library's contents now (`ids`, ascending: the lowest catalog id of each content;
+        `contents`: their hashes), made from `old` (an earlier revision's) where few contents came or went: what
+        build() would make, with only the new pictures read (`pictures`: ids -> files; `searched`: files -> their
+        `most` strongest descriptors, then their mirror images') and only the partners that can have changed
+        counted again. None where it cannot be (another descriptor budget or word size, or much changed)."""
+        n0, n = len(old.ids), len(ids)
+        if old.most != most or not n0 or not n:
+            return None
+        old_content = _whole(old.content)
+        key_old = {(int(i), old_content[r].tobytes()) for r, i in enumerate(old.ids.tolist())}
+        kept_new = np.array([(int(i), contents[r].tobytes()) in key_old for r, i in enumerate(ids.tolist())], bool)
+        key_new = {(int(i), contents[r].tobytes()) for r, i in enumerate(ids.tolist())}
+        kept_old = np.array([(int(i), old_content[r].tobytes()) in key_new for r, i in enumerate(old.ids.tolist())],
+                            bool)
+        added = np.flatnonzero(~kept_new)
+        if len(added) + (n0 - int(kept_old.sum())) > max(64, n // 8):
+            return None
+        files = pictures(ids[added].tolist())
+        if len(files) != len(added):
+            return None
+        new_search = searched(files)
+        counts = np.zeros((n, 2), np.int32)
+        remap = np.full(n0, -1, np.int64)
+        remap[kept_old] = np.flatnonzero(kept_new)  # both in id order: the kept rows keep their order
+        counts[kept_new] = _whole(old.counts)[kept_old]
+        counts[added] = new_search.counts.reshape(2, len(added)).T
+        tables = word_tables(int(counts.sum()))
+        if [list(t) for t in tables] != [list(t) for t in word_tables(int(old.meta["descriptors"]))]:
+            return None  # the words are cut to another size: every posting changes
+        m0, m = 2 * n0, 2 * n
+        # the new pictures' postings: their uprights are rows `added`, their mirror images n + those rows
+        owner = np.repeat(np.arange(2 * len(added), dtype=np.int64), new_search.counts)
+        owner = np.where(owner < len(added), added[np.minimum(owner, len(added) - 1)],
+                         n + added[np.maximum(owner - len(added), 0)]) if len(owner) else owner
+        old_partners = _whole(old.partners)
+        # rows whose kept partners name a picture gone: their best partners are counted again, and so are the new
+        # pictures' and those of every row whose votes with another row can have changed (_owners_of_changed)
+        holds_gone = ((old_partners >= 0) & ~np.concatenate([kept_old, [True]])[old_partners]).any(axis=1)
+        affected = [added, remap[np.flatnonzero(holds_gone & kept_old)]]
+        posts = []
+        for positions, stored in zip(tables, old.postings):
+            post = _whole(stored)
+            word, pic = post // m0, post % m0
+            mirror = pic >= n0
+            row = remap[pic - n0 * mirror]
+            gone = row < 0
+            moved = word[~gone] * m + row[~gone] + n * mirror[~gone]  # still sorted: the remap keeps the order
+            fresh = np.unique(words(new_search.columns, positions) * m + owner) if len(owner) else owner
+            posts.append(np.insert(moved, np.searchsorted(moved, fresh), fresh))
+            affected.append(_owners_of_changed(posts[-1], post, np.unique(word[gone]), np.unique(fresh // m), m, m0,
+                                               n))
+            del post, word, pic, mirror, row, moved
+        rows = np.unique(np.concatenate([np.zeros(0, np.int64), *affected]).astype(np.int64))
+        rows = rows[rows >= 0]
+        partners = np.full((n, TOP), -1, np.int32)
+        votes = np.zeros((n, TOP), np.int32)
+        mirrors = np.zeros((n, TOP), np.int8)
+        stay = kept_old.copy()
+        stay[kept_old] = ~np.isin(remap[kept_old], rows)
+        partners[remap[stay]] = np.where(old_partners[stay] >= 0, remap[old_partners[stay]], -1)
+        votes[remap[stay]] = _whole(old.votes)[stay]
+        mirrors[remap[stay]] = _whole(old.mirrors)[stay]
+        if len(rows):
+            p, v, mi = top_partners(*pair_votes(posts, n, m, rows), n, TOP)
+            partners[rows], votes[rows], mirrors[rows] = p[rows], v[rows], mi[rows]
+        orient = np.zeros((n, 8, 8), np.uint8)
+        whole = np.zeros((n, 8), np.uint8)
+        framed = np.zeros(n, bool)
+        orient[kept_new], whole[kept_new], framed[kept_new] = old.orient[kept_old], old.whole[kept_old], \
+            old.framed[kept_old]
+        if len(added):
+            fresh = cls.build(files, new_search, most)  # the new rows' own codes (their partners are not used)
+            orient[added], whole[added], framed[added] = fresh.orient, fresh.whole, fresh.framed
+        arrays = {"ids": np.asarray(ids, np.int64), "orient": orient, "whole": whole, "framed": framed,
+                  "partners": partners, "votes": votes, "mirrors": mirrors, "content": np.asarray(contents, np.uint8),
+                  "counts": counts}
+        return cls._with_postings(arrays, posts, most)
+
     def write(self, path: str) -> None:
-        arrays = {"ids": self.ids, "orient": self.orient, "whole": self.whole, "framed": self.framed,
-                  "partners": self.partners, "votes": self.votes, "mirrors": self.mirrors}
-        arrays.update((f"postings{t}", p) for t, p in enumerate(self.postings))
-        arrays.update((f"directory{t}", p) for t, p in enumerate(self.directory))
+        arrays = {name: _whole(a) for name, a in self._arrays.items()}
         layout, at = {}, 0
         for name, a in arrays.items():
             layout[name] = [a.dtype.str, list(a.shape), at]

@@ -153,14 +153,33 @@ def query_features(label: str, data: bytes, clip=None):
 
 
 def write_lookup(idx: IndexDir, progress: Progress) -> None:
+    """Write the lookup of the index's revision: made from the previous revision's where few contents changed
+    (lookup.Lookup.updated), else built from every content's features."""
+    import numpy as np
+
     from .lookup import Lookup
     from .pairs import local_searched
 
-    pictures = idx.catalog.content_pictures()
-    if not pictures:
+    catalog = idx.catalog
+    if catalog.thumbless():
+        return
+    rows = catalog.content_rows()
+    if not rows:
         return
     progress("lookup", 0, 1)
-    most = local_searched(2 * len(pictures))  # each picture and its mirror image, as hash_pairs searches them
-    searched = LocalFeatures(idx.catalog.local_features).searched(pictures, most)
-    idx.save_derived(LOOKUP_PREFIX, LOOKUP_SUFFIX, Lookup.build(pictures, searched, most).write)
+    most = local_searched(2 * len(rows))  # each picture and its mirror image, as hash_pairs searches them
+    local = LocalFeatures(catalog.local_features)
+    previous = idx.previous_derived(LOOKUP_PREFIX, LOOKUP_SUFFIX)
+    old = Lookup.read(previous) if previous else None
+    lookup = None
+    if old is not None:
+        ids = np.array([i for i, _c in rows], np.int64)
+        contents = np.frombuffer(b"".join(c for _i, c in rows), np.uint8).reshape(len(rows), -1)
+        lookup = Lookup.updated(old, ids, contents, lambda wanted: sorted(catalog.files_by_id(wanted),
+                                                                          key=lambda f: f.id),
+                                lambda files: local.searched(files, most), most)
+    if lookup is None:
+        pictures = catalog.content_pictures()
+        lookup = Lookup.build(pictures, local.searched(pictures, most), most)
+    idx.save_derived(LOOKUP_PREFIX, LOOKUP_SUFFIX, lookup.write)
     progress("lookup", 1, 1)

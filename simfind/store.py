@@ -162,6 +162,11 @@ class IndexDir:
             self._read[key] = read(self._derived(prefix, suffix))
         return self._read[key]
 
+    def previous_derived(self, prefix: str, suffix: str) -> str | None:
+        """The newest earlier revision's derived file `prefix`REV`suffix`, if one is on disk."""
+        older = self._older(prefix, suffix, self._derived(prefix, suffix))
+        return older[0] if older else None
+
     def save_derived(self, prefix: str, suffix: str, write: Callable[[str], None]) -> None:
         """Write this revision's derived file `prefix`REV`suffix` by write(tmp), atomically; older revisions go."""
         self._save(self._derived(prefix, suffix), prefix, write)

@@ -158,3 +158,42 @@ def test_a_query_says_when_a_file_it_would_list_is_gone_and_a_batch_miss_says_wh
     assert miss.exit_code == 1 and "no result at the threshold for 2 of 2 queries" in miss.stderr
     quiet = cli("query", folder / "b.jpg", "--exclude-self", "--fail-on-miss", "-q")
     assert quiet.exit_code == 1 and quiet.stderr == ""
+
+
+def _full_build_equals_written(index: Path) -> None:
+    import numpy as np
+
+    from simfind.lookup import Lookup, _whole
+    from simfind.pairs import LocalFeatures, local_searched
+
+    with IndexDir.open(str(index)) as idx:
+        written = lookup_of(idx)
+        pictures = idx.catalog.content_pictures()
+        most = local_searched(2 * len(pictures))
+        full = Lookup.build(pictures, LocalFeatures(idx.catalog.local_features).searched(pictures, most), most)
+    assert written.meta == full.meta
+    assert [k for k in full._arrays if not np.array_equal(_whole(full._arrays[k]), _whole(written._arrays[k]))] == []
+
+
+def test_index_updates_the_lookup_in_place_of_building_it_and_it_equals_a_whole_build(library, cli, tmp_path):
+    import shutil
+
+    folder = tmp_path / "lib"
+    shutil.copytree(library, folder)
+    cli("index", folder, "--no-clip", "-q")
+    written = []
+    for step in range(3):
+        if step == 0:  # new pictures, one a crop of the crowd (new partners for many), one a byte copy
+            save(picture(990), folder / "new" / "n0.jpg", quality=88)
+            shutil.copy(folder / "crowd" / "c05.jpg", folder / "new" / "c05_copy.jpg")
+            save(Image.open(folder / "crowd" / "c07.jpg").crop((40, 30, 400, 300)), folder / "new" / "c07_crop.jpg")
+        elif step == 1:  # gone: a crowd picture (a partner of many) and a distractor
+            (folder / "crowd" / "c03.jpg").unlink()
+            (folder / "other" / "o02.jpg").unlink()
+        else:  # changed in place: same path (same id), other content
+            save(picture(991), folder / "other" / "o04.jpg", quality=85)
+        result = cli("index", folder, "--no-clip", "-q")
+        assert result.exit_code == 0, result.stderr
+        written.append(_lookups(cli.index_dir))
+        _full_build_equals_written(cli.index_dir)
+    assert all(len(w) == 1 for w in written) and len({w[0] for w in written}) == 3
