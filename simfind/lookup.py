@@ -75,12 +75,22 @@ class _Stored:
         return np.frombuffer(raw, self.dtype).reshape(self.shape)
 
     def windows(self, starts: np.ndarray, width: int) -> np.ndarray:
-        out = np.full((len(starts), width), _LAST, self.dtype)
-        for k, s in enumerate(np.asarray(starts).tolist()):
-            got = np.frombuffer(os.pread(self._fh.fileno(), width * self._row, self._offset + s * self._row),
-                                self.dtype)
-            out[k, :len(got)] = got
+        out = np.full((len(starts), width), _LAST, self.dtype)  # what a read short of the end leaves
+        fd, view = self._fh.fileno(), memoryview(out).cast("B")
+        size, total = width * self._row, self.shape[0]
+        for k, s in enumerate(np.asarray(starts).tolist()):  # read straight into the row, never past the array
+            wanted = max(0, min(width, total - s)) * self._row
+            if wanted:
+                os.preadv(fd, [view[k * size:k * size + wanted]], self._offset + s * self._row)
         return out
+
+
+def _among(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
+    """np.isin for a sorted unique second array, by binary search (a query asks it for a few hundred words)."""
+    if not len(sorted_unique):
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(sorted_unique, values), len(sorted_unique) - 1)
+    return sorted_unique[at] == values
 
 
 def _owners_of_changed(post: np.ndarray, old_post: np.ndarray, removed: np.ndarray, added: np.ndarray, m: int,
@@ -368,8 +378,8 @@ class Lookup:
             return []
         counts = self._votes(blob, own)
         v0, v1 = counts[0::2], counts[1::2]
-        rows, mirror = np.nonzero(np.stack([v0, v1], axis=1) >= LOCAL_MIN_VOTES)
-        v = counts[rows * 2 + mirror]
+        keys = np.flatnonzero(counts >= LOCAL_MIN_VOTES)  # row * 2 + mirror, by row, upright first
+        rows, mirror, v = keys // 2, keys % 2, counts[keys]
         if not len(rows):
             return []
         # the query's side: its best by votes, then row, the upright key before the mirrored one
@@ -411,8 +421,8 @@ class Lookup:
             if own is not None:
                 stay = (owner != own) & (owner != own + n)
                 owner, which = owner[stay], which[stay]
-            in_up = np.isin(word[take], w_up)
-            in_flip = np.isin(word[take], w_flip)
+            in_up = _among(word[take], w_up)
+            in_flip = _among(word[take], w_flip)
             total = np.bincount(which, minlength=len(take)) + in_up + in_flip
             good = (total >= 2) & (total <= LOCAL_STOP_WORD)
             keep = good[which]

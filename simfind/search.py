@@ -46,7 +46,7 @@ def search(idx: IndexDir, label: str, *, data: bytes | None = None, k: int = 10,
         raise UsageError(f"a text query ({label!r} is not an image file) needs CLIP embeddings, which this "
                          "index does not have: index the folders again without --no-clip (the model's weights "
                          "must be available) to search by text")
-    total = catalog.file_count()
+    total = idx.cached("files", catalog.file_count)  # a scan of the content-hash index: once per batch
     if not total:
         return QueryReport(label, "clip" if spec else "hash", (), threshold, 0)
     if not spec and threshold is None:

@@ -162,6 +162,13 @@ class IndexDir:
             self._read[key] = read(self._derived(prefix, suffix))
         return self._read[key]
 
+    def cached(self, name: str, compute: Callable[[], object]):
+        """compute() once per revision of this open index, however often it is asked for."""
+        key = (name, "", self.revision)
+        if key not in self._read:
+            self._read[key] = compute()
+        return self._read[key]
+
     def previous_derived(self, prefix: str, suffix: str) -> str | None:
         """The newest earlier revision's derived file `prefix`REV`suffix`, if one is on disk."""
         older = self._older(prefix, suffix, self._derived(prefix, suffix))

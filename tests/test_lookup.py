@@ -197,3 +197,24 @@ def test_index_updates_the_lookup_in_place_of_building_it_and_it_equals_a_whole_
         written.append(_lookups(cli.index_dir))
         _full_build_equals_written(cli.index_dir)
     assert all(len(w) == 1 for w in written) and len({w[0] for w in written}) == 3
+
+
+def test_posting_windows_read_from_the_file_stop_at_their_table_s_end(tmp_path):
+    """A word near the end of a table is read from a window that runs past it: what lies beyond in the file (the
+    next array) must read as past every posting, as it does in memory."""
+    import numpy as np
+
+    from simfind.lookup import Lookup, _windows
+
+    posts = np.arange(10, 5000, 7, dtype=np.int64)
+    arrays = {"ids": np.arange(3, dtype=np.int64), "orient": np.zeros((3, 8, 8), np.uint8),
+              "whole": np.zeros((3, 8), np.uint8), "framed": np.zeros(3, bool),
+              "partners": np.full((3, 18), -1, np.int32), "votes": np.zeros((3, 18), np.int32),
+              "mirrors": np.zeros((3, 18), np.int8), "content": np.zeros((3, 16), np.uint8),
+              "counts": np.ones((3, 2), np.int32)}
+    built = Lookup._with_postings(arrays, [posts, posts + 1, posts + 2, posts + 3], 256)
+    built.write(str(tmp_path / "lookup.bin"))
+    read = Lookup.read(str(tmp_path / "lookup.bin"))
+    starts = np.array([0, len(posts) - 5, len(posts) - 1, len(posts) + 3])
+    for t in range(4):
+        assert np.array_equal(_windows(read.postings[t], starts, 40), _windows(built.postings[t], starts, 40))
