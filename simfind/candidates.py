@@ -180,12 +180,16 @@ def local_candidates(descriptors: list[np.ndarray] | Stacked, focus: np.ndarray 
     return i[keep], j[keep], mirror[keep]
 
 
+def word_bits(descriptors: int) -> int:
+    """Bits per word for a search over `descriptors` descriptors in all."""
+    return int(np.clip(np.ceil(np.log2(max(descriptors, 1) / LOCAL_OCCUPANCY)), 16, 40))
+
+
 def word_tables(descriptors: int) -> list[np.ndarray]:
     """The bit positions of each table's words, for a search over `descriptors` descriptors in all: the same for
-    every run and every query over as many (a fixed seed)."""
-    bits = int(np.clip(np.ceil(np.log2(max(descriptors, 1) / LOCAL_OCCUPANCY)), 16, 40))
+    every run and every query over as many word bits (a fixed seed)."""
     rng = np.random.default_rng(20261203)
-    return [rng.choice(256, bits, replace=False) for _ in range(LOCAL_TABLES)]
+    return [rng.choice(256, word_bits(descriptors), replace=False) for _ in range(LOCAL_TABLES)]
 
 
 def postings(descriptors: Stacked, tables: list[np.ndarray]):

@@ -271,23 +271,23 @@ class Catalog:
             sql += f" AND {clause}"
         return [IndexedFile(*row) for row in self.conn.execute(sql + " ORDER BY path", args)]
 
-    def files_by_id(self, ids: Sequence[int]) -> list[IndexedFile]:
-        ids, out = list(ids), []
-        for start in range(0, len(ids), 30_000):  # under SQLite's limit of bound parameters
-            part = ids[start:start + 30_000]
-            sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE error IS NULL AND id IN ({','.join('?' * len(part))})"
-            out += [IndexedFile(*row) for row in self.conn.execute(sql, part)]
+    def _where_in(self, sql: str, values: Iterable) -> list[tuple]:
+        """Rows of `sql`, whose last condition is `column IN ({marks})`, for every value, a chunk at a time (under
+        SQLite's limit of bound parameters)."""
+        values, out = list(values), []
+        for start in range(0, len(values), 30_000):
+            part = values[start:start + 30_000]
+            out += self.conn.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall()
         return out
+
+    def files_by_id(self, ids: Sequence[int]) -> list[IndexedFile]:
+        sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE error IS NULL AND id IN ({{marks}})"
+        return [IndexedFile(*row) for row in self._where_in(sql, ids)]
 
     def files_with_content(self, hashes: Iterable[bytes]) -> list[IndexedFile]:
         """Every indexed file holding one of these contents, by id."""
-        hashes, out = list(hashes), []
-        for start in range(0, len(hashes), 30_000):  # under SQLite's limit of bound parameters
-            part = hashes[start:start + 30_000]
-            sql = (f"SELECT {_FILE_COLUMNS} FROM files WHERE error IS NULL AND content_hash IN "
-                   f"({','.join('?' * len(part))})")
-            out += [IndexedFile(*row) for row in self.conn.execute(sql, part)]
-        return sorted(out, key=lambda f: f.id)
+        sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE error IS NULL AND content_hash IN ({{marks}})"
+        return sorted((IndexedFile(*row) for row in self._where_in(sql, hashes)), key=lambda f: f.id)
 
     def content_pictures(self) -> list[IndexedFile] | None:
         """One file per content (the lowest id), by id; None when a file lacks a thumbnail (a row an older
@@ -348,13 +348,7 @@ class Catalog:
 
     def local_features(self, ids: Sequence[int]) -> dict[int, bytes]:
         """id -> packed local features (local.py) of the files among `ids` that have any."""
-        out: dict[int, bytes] = {}
-        ids = list(ids)
-        for start in range(0, len(ids), 30_000):  # under SQLite's limit of bound parameters
-            part = ids[start:start + 30_000]
-            sql = f"SELECT id, local FROM files WHERE length(local) > 0 AND id IN ({','.join('?' * len(part))})"
-            out.update(self.conn.execute(sql, part).fetchall())
-        return out
+        return dict(self._where_in("SELECT id, local FROM files WHERE length(local) > 0 AND id IN ({marks})", ids))
 
     def embeddings(self, roots: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(ids int64 (n,), vectors float32 (n, dim)) of every embedded file (under `roots` where given)."""

@@ -43,8 +43,7 @@ def duplicate_groups(idx: IndexDir, roots: list[str] | None, threshold: float | 
     if mode in ("auto", "clip"):
         ids, vecs = catalog.embeddings(roots)
         vectors = dict(zip(ids.tolist(), vecs))
-    whole = roots is None  # every indexed file: the local candidates can come from the revision's lookup
-    groups, gone = _groups_of(idx, files, mode, threshold, vectors, keeper, runner, whole), set()
+    groups, gone = _groups_of(idx, files, mode, threshold, vectors, keeper, runner), set()
     while went := {m.file.id for g in groups for m in g.members if not os.path.exists(m.file.path)}:
         gone |= went  # a stat per reported file; the groups are made again only when some went
         files = [f for f in files if f.id not in went]
@@ -56,34 +55,37 @@ def duplicate_groups(idx: IndexDir, roots: list[str] | None, threshold: float | 
 
 
 def _groups_of(idx: IndexDir, files, mode: str, threshold: float, vectors: dict, keeper,
-               runner: Runner | None = None, whole: bool = False) -> list:
+               runner: Runner | None = None) -> list:
     nodes = by_content(files)
     reps = [n[0] for n in nodes]
     pairs, local = [], None
     if mode in ("hash", "auto") and len(nodes) > 1:
         local = LocalFeatures(idx.catalog.local_features)
         pairs += hash_pairs(reps, threshold if mode == "hash" else DEFAULT_HASH_THRESHOLD, local=local,
-                            runner=runner, proposed=_proposed(idx, nodes) if whole else None)
+                            runner=runner, proposed=_proposed(idx, nodes))
     if mode in ("clip", "auto") and vectors:
         pairs += clip_pairs(reps, vectors, threshold)
     return make_groups(nodes, pairs, keeper=keeper, similarity=Similarity(vectors, local))
 
 
-def _proposed(idx: IndexDir, nodes: list[list]) -> list[tuple[int, int, int]] | None:
-    """The local-feature candidates (i, j, mirror) among `nodes` (node numbers) that the revision's lookup keeps,
-    where it holds exactly these nodes; None otherwise (the search then runs)."""
+def _proposed(idx: IndexDir, nodes: list[list]):
+    """The local-feature candidates (i, j, mirror) among `nodes` (node numbers, as arrays) that the revision's
+    lookup keeps, where it holds exactly these nodes (a report over every indexed file, none gone); None otherwise
+    (the search then runs)."""
+    import numpy as np
+
     from .lookup import of
 
     lookup = of(idx)
-    if lookup is None or len(lookup) != len(nodes):
+    if lookup is None or len(lookup) != len(nodes) or any(not n[0].thumb for n in nodes):
         return None
     node_of = {f.id: k for k, node in enumerate(nodes) for f in node}
-    rows = [node_of.get(int(i)) for i in lookup.ids.tolist()]
-    if None in rows or len(set(rows)) != len(rows) or any(not n[0].thumb for n in nodes):
+    rows = np.array([node_of.get(i, -1) for i in lookup.ids.tolist()], np.int64)
+    if (rows < 0).any() or len(np.unique(rows)) != len(rows):
         return None
     i, j, mirror = lookup.proposed()
-    at = rows.__getitem__
-    return [(min(at(a), at(b)), max(at(a), at(b)), m) for a, b, m in zip(i.tolist(), j.tolist(), mirror.tolist())]
+    a, b = rows[i], rows[j]
+    return np.minimum(a, b), np.maximum(a, b), mirror
 
 
 def _gone_notice(n: int) -> str:

@@ -27,19 +27,16 @@ def binary_range(base: np.ndarray, queries: np.ndarray, max_distance: int, *,
     if not len(base) or not len(queries):
         empty = np.zeros(0, np.int64)
         return empty, empty, empty
-    bits = base.shape[1] * 8
     if len(base) < (ivf_from or BINARY_IVF_FROM):
-        index = faiss.IndexBinaryFlat(bits)
-    else:
-        # few lists: training and assigning millions of codes cost more than the scan they save beyond this
-        nlist = max(1, min(int(np.sqrt(len(base)) / 4), len(base) // 64))
-        index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, nlist)
-        index.train(_training_sample(base, nlist))
-        index.nprobe = max(8, nlist // 12)
+        return HammingIndex(base).within(queries, max_distance)
+    # few lists: training and assigning millions of codes cost more than the scan they save beyond this
+    bits = base.shape[1] * 8
+    nlist = max(1, min(int(np.sqrt(len(base)) / 4), len(base) // 64))
+    index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, nlist)
+    index.train(_training_sample(base, nlist))
+    index.nprobe = max(8, nlist // 12)
     index.add(base)
-    lims, dist, ids = index.range_search(queries, max_distance + 1)  # keeps distances strictly below the radius
-    rows = np.repeat(np.arange(len(queries)), np.diff(lims.astype(np.int64)))
-    return rows, ids.astype(np.int64), dist.astype(np.int64)
+    return _ranged(index, queries, max_distance)
 
 
 class HammingIndex:
@@ -59,9 +56,13 @@ class HammingIndex:
         if not self._index.ntotal or not len(queries):
             empty = np.zeros(0, np.int64)
             return empty, empty, empty
-        lims, dist, ids = self._index.range_search(queries, max_distance + 1)
-        rows = np.repeat(np.arange(len(queries)), np.diff(lims.astype(np.int64)))
-        return rows, ids.astype(np.int64), dist.astype(np.int64)
+        return _ranged(self._index, queries, max_distance)
+
+
+def _ranged(index, queries: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lims, dist, ids = index.range_search(queries, max_distance + 1)  # keeps distances strictly below the radius
+    rows = np.repeat(np.arange(len(queries)), np.diff(lims.astype(np.int64)))
+    return rows, ids.astype(np.int64), dist.astype(np.int64)
 
 
 def binary_knn(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

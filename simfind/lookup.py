@@ -1,5 +1,5 @@
 """What a hash query searches instead of the whole library: the candidate structures of one catalog revision,
-built by `index`, kept in one file beside the catalog, memory-mapped by `query`.
+built (or updated) by `index`, kept in one file beside the catalog, read by `query` a few rows at a time.
 
 One row per file content (the lowest catalog id of each), in id order: the pHash of the thumbnail's 8 rotations
 and mirrors, the pHash of the whole frame, and the local-feature search's postings (candidates.postings, every
@@ -30,6 +30,7 @@ from .candidates import (
     pair_votes,
     postings,
     top_partners,
+    word_bits,
     word_maps,
     word_tables,
     words,
@@ -116,6 +117,18 @@ def _owners_of_changed(post: np.ndarray, old_post: np.ndarray, removed: np.ndarr
     return np.unique(np.where(pic >= n, pic - n, pic))
 
 
+def _codes(pictures: Sequence[IndexedFile]) -> dict[str, np.ndarray]:
+    """The pictures' pHash codes: of the 8 rotations and mirrors of each thumbnail, and of each whole frame (the
+    thumbnail itself where nothing was trimmed), and which were trimmed."""
+    n = len(pictures)
+    thumbs = np.frombuffer(b"".join(f.thumb for f in pictures), np.uint8).reshape(n, THUMB_SIDE, THUMB_SIDE)
+    framed = np.array([bool(f.frame) for f in pictures], bool)
+    whole = thumbs.copy()
+    if framed.any():
+        whole[framed] = unpack_frames([f.frame for f in pictures if f.frame])[0]
+    return {"orient": orientation_codes(thumbs), "whole": upright_codes(whole), "framed": framed}
+
+
 def _contents(hashes: Sequence[bytes]) -> np.ndarray:
     return np.frombuffer(b"".join(hashes), np.uint8).reshape(len(hashes), -1) if hashes else np.zeros((0, 16),
                                                                                                       np.uint8)
@@ -168,17 +181,10 @@ class Lookup:
         """From one file per content, each with a thumbnail, in id order, and `searched`: their `most` strongest
         descriptors, then their mirror images' (as pairs.hash_pairs searches them)."""
         n = len(pictures)
-        thumbs = np.frombuffer(b"".join(f.thumb for f in pictures), np.uint8).reshape(n, THUMB_SIDE, THUMB_SIDE)
-        framed = np.array([bool(f.frame) for f in pictures], bool)
-        whole = thumbs.copy()
-        if framed.any():
-            whole[framed] = unpack_frames([f.frame for f in pictures if f.frame])[0]
-        tables = word_tables(searched.columns.shape[1])
-        posts = list(postings(searched, tables))
+        posts = list(postings(searched, word_tables(searched.columns.shape[1])))
         partners, votes, mirrors = top_partners(*all_votes(posts, n, 2 * n), n, TOP)
-        arrays = {"ids": np.array([f.id for f in pictures], np.int64), "orient": orientation_codes(thumbs),
-                  "whole": upright_codes(whole), "framed": framed, "partners": partners, "votes": votes,
-                  "mirrors": mirrors, "content": _contents([f.content_hash for f in pictures]),
+        arrays = {"ids": np.array([f.id for f in pictures], np.int64), **_codes(pictures), "partners": partners,
+                  "votes": votes, "mirrors": mirrors, "content": _contents([f.content_hash for f in pictures]),
                   "counts": searched.counts.reshape(2, n).T.astype(np.int32)}
         return cls._with_postings(arrays, posts, most)
 
@@ -219,9 +225,9 @@ class Lookup:
         remap[kept_old] = np.flatnonzero(kept_new)  # both in id order: the kept rows keep their order
         counts[kept_new] = _whole(old.counts)[kept_old]
         counts[added] = new_search.counts.reshape(2, len(added)).T
-        tables = word_tables(int(counts.sum()))
-        if [list(t) for t in tables] != [list(t) for t in word_tables(int(old.meta["descriptors"]))]:
+        if word_bits(int(counts.sum())) != word_bits(int(old.meta["descriptors"])):
             return None  # the words are cut to another size: every posting changes
+        tables = word_tables(int(counts.sum()))
         m0, m = 2 * n0, 2 * n
         # the new pictures' postings: their uprights are rows `added`, their mirror images n + those rows
         owner = np.repeat(np.arange(2 * len(added), dtype=np.int64), new_search.counts)
@@ -258,17 +264,13 @@ class Lookup:
         if len(rows):
             p, v, mi = top_partners(*pair_votes(posts, n, m, rows), n, TOP)
             partners[rows], votes[rows], mirrors[rows] = p[rows], v[rows], mi[rows]
-        orient = np.zeros((n, 8, 8), np.uint8)
-        whole = np.zeros((n, 8), np.uint8)
-        framed = np.zeros(n, bool)
-        orient[kept_new], whole[kept_new], framed[kept_new] = old.orient[kept_old], old.whole[kept_old], \
-            old.framed[kept_old]
-        if len(added):
-            fresh = cls.build(files, new_search, most)  # the new rows' own codes (their partners are not used)
-            orient[added], whole[added], framed[added] = fresh.orient, fresh.whole, fresh.framed
-        arrays = {"ids": np.asarray(ids, np.int64), "orient": orient, "whole": whole, "framed": framed,
-                  "partners": partners, "votes": votes, "mirrors": mirrors, "content": np.asarray(contents, np.uint8),
-                  "counts": counts}
+        codes = {"orient": np.zeros((n, 8, 8), np.uint8), "whole": np.zeros((n, 8), np.uint8),
+                 "framed": np.zeros(n, bool)}
+        fresh = _codes(files)
+        for name, a in codes.items():
+            a[kept_new], a[added] = getattr(old, name)[kept_old], fresh[name]
+        arrays = {"ids": np.asarray(ids, np.int64), **codes, "partners": partners, "votes": votes,
+                  "mirrors": mirrors, "content": np.asarray(contents, np.uint8), "counts": counts}
         return cls._with_postings(arrays, posts, most)
 
     def write(self, path: str) -> None:
@@ -435,9 +437,6 @@ class Lookup:
             b = in_flip[which] & upright
             np.add.at(counts, owner[b] * 2 + 1, 1)
         return counts
-
-
-
 
 
 def of(idx) -> Lookup | None:

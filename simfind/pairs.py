@@ -83,14 +83,14 @@ class LocalFeatures:
 
 def hash_pairs(files: Sequence[IndexedFile], threshold: float, focus: Sequence[int] | None = None,
                local: LocalFeatures | None = None, runner: Runner | None = None,
-               proposed: Sequence[tuple[int, int, int]] | None = None) -> list[Pair]:
+               proposed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[Pair]:
     """Verified perceptual pairs at or above `threshold`: any rotation or mirror, whole frames;
     upright pHash alone for rows without a thumbnail; with `local` (the files' local features), also the pairs
     local features find and their geometry verifies, and without the hash's pairs that geometry refutes. `focus`
     (positions in `files`): only the pairs with one of these, the same that the whole search finds for them.
     `runner`: where the verification of many candidate pairs runs (pipeline.over_pairs; default: local workers).
-    `proposed`: the local-feature candidates (i, j, mirror), i < j, as positions in `files` that all have a
-    thumbnail, where they are known (lookup.Lookup found them for a query) instead of searched for."""
+    `proposed`: the local-feature candidates as arrays (i, j, mirror), i < j, positions in `files` that all have
+    a thumbnail, where they are known (from lookup.Lookup) instead of searched for."""
     import numpy as np
 
     from .knn import binary_range
@@ -117,10 +117,10 @@ def hash_pairs(files: Sequence[IndexedFile], threshold: float, focus: Sequence[i
         if proposed is None:
             most = local_searched(2 * len(pictures))  # each picture and its mirror image
             proposed = _local_candidates(local, pictures, most, rows)
-        else:
-            at = {k: r for r, k in enumerate(with_thumb)}
-            given = np.array([(at[i], at[j], m) for i, j, m in proposed], np.int64).reshape(-1, 3)
-            proposed = (given[:, 0], given[:, 1], given[:, 2].astype(bool))
+        else:  # positions in `files` -> rows of the pictures with a thumbnail
+            row = np.full(len(files), -1, np.int64)
+            row[with_thumb] = np.arange(len(with_thumb))
+            proposed = (row[proposed[0]], row[proposed[1]], np.asarray(proposed[2], bool))
         found += _geometric_pairs(proposed, blobs, thumbs, found, max_dist, runner)
     pairs = [(with_thumb[i], with_thumb[j], similarity_of_distance(d)) for i, j, d in found]
     old = [k for k, f in enumerate(files) if not f.thumb]
@@ -214,8 +214,14 @@ def matches_of(query: IndexedFile, files: Sequence[IndexedFile], threshold: floa
         if f.content_hash != query.content_hash:
             reps.setdefault(f.content_hash, f)
     others = list(reps.values())
-    at = {f.content_hash: k for k, f in enumerate(others)}
-    pairs = None if proposed is None else [(at[c], len(others), m) for c, m in proposed if c in at]
+    pairs = None
+    if proposed is not None:
+        import numpy as np
+
+        at = {f.content_hash: k for k, f in enumerate(others)}
+        given = [(at[c], m) for c, m in proposed if c in at]
+        pairs = (np.array([a for a, _m in given], np.int64), np.full(len(given), len(others), np.int64),
+                 np.array([m for _a, m in given], bool))
     best: dict[bytes, float] = {}
     for i, j, sim in hash_pairs([*others, query], threshold, focus=[len(others)], local=local, proposed=pairs):
         content = others[i if j == len(others) else j].content_hash

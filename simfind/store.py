@@ -57,7 +57,7 @@ class IndexDir:
         self.path = path
         self.catalog = catalog
         self._lock = lock
-        self._read: dict[tuple[str, str, int], object] = {}
+        self._read: dict[tuple[str, int], object] = {}
 
     @classmethod
     def open(cls, path: str, *, write: bool = False, rebuild: bool = False,
@@ -127,16 +127,10 @@ class IndexDir:
             if index is not None:
                 return index  # else unreadable: rebuilt from the catalog
         ids, vecs = self.catalog.embeddings()
-        index = build(ids, vecs, previous=self._previous_vectors(path) if len(ids) >= IVF_FROM else None)
-        self._save(path, VECTOR_PREFIX, lambda tmp: write_index(index, tmp))
+        older = self.previous_derived(VECTOR_PREFIX, VECTOR_SUFFIX) if len(ids) >= IVF_FROM else None
+        index = build(ids, vecs, previous=read_index(older) if older else None)  # its IVF centroids can be reused
+        self.save_derived(VECTOR_PREFIX, VECTOR_SUFFIX, lambda tmp: write_index(index, tmp))
         return index
-
-    def _previous_vectors(self, current: str):
-        """The newest older revision's CLIP index, if one is on disk (its IVF centroids can be reused)."""
-        from .knn import read_index
-
-        older = self._older(VECTOR_PREFIX, VECTOR_SUFFIX, current)
-        return read_index(older[0]) if older else None
 
     def _older(self, prefix: str, suffix: str, current: str) -> list[str]:
         """Derived files of older revisions (`prefix`REV`suffix`), newest first."""
@@ -157,14 +151,11 @@ class IndexDir:
     def derived(self, prefix: str, suffix: str, read: Callable[[str], object]):
         """read(path) of this revision's derived file `prefix`REV`suffix` (read copes with a missing file), read
         once per revision however often it is asked for (a batch of queries reads it once)."""
-        key = (prefix, suffix, self.revision)
-        if key not in self._read:
-            self._read[key] = read(self._derived(prefix, suffix))
-        return self._read[key]
+        return self.cached(prefix + suffix, lambda: read(self._derived(prefix, suffix)))
 
     def cached(self, name: str, compute: Callable[[], object]):
         """compute() once per revision of this open index, however often it is asked for."""
-        key = (name, "", self.revision)
+        key = (name, self.revision)
         if key not in self._read:
             self._read[key] = compute()
         return self._read[key]
@@ -177,7 +168,7 @@ class IndexDir:
     def save_derived(self, prefix: str, suffix: str, write: Callable[[str], None]) -> None:
         """Write this revision's derived file `prefix`REV`suffix` by write(tmp), atomically; older revisions go."""
         self._save(self._derived(prefix, suffix), prefix, write)
-        self._read.pop((prefix, suffix, self.revision), None)
+        self._read.pop((prefix + suffix, self.revision), None)
 
     def _save(self, path: str, prefix: str, write: Callable[[str], None]) -> None:
         """Write a derived file atomically and drop its older revisions; in a read-only folder, skip it."""
