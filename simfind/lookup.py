@@ -207,12 +207,11 @@ class Lookup:
         n0, n = len(old.ids), len(ids)
         if old.most != most or not n0 or not n:
             return None
-        old_content = _whole(old.content)
-        key_old = {(int(i), old_content[r].tobytes()) for r, i in enumerate(old.ids.tolist())}
-        kept_new = np.array([(int(i), contents[r].tobytes()) in key_old for r, i in enumerate(ids.tolist())], bool)
-        key_new = {(int(i), contents[r].tobytes()) for r, i in enumerate(ids.tolist())}
-        kept_old = np.array([(int(i), old_content[r].tobytes()) in key_new for r, i in enumerate(old.ids.tolist())],
-                            bool)
+        # a row is kept where the same id holds the same content now (a file rewritten in place keeps its id)
+        _common, at_old, at_new = np.intersect1d(old.ids, ids, assume_unique=True, return_indices=True)
+        same = (_whole(old.content)[at_old] == np.asarray(contents)[at_new]).all(axis=1)
+        kept_old, kept_new = np.zeros(n0, bool), np.zeros(n, bool)
+        kept_old[at_old[same]], kept_new[at_new[same]] = True, True
         added = np.flatnonzero(~kept_new)
         if len(added) + (n0 - int(kept_old.sum())) > max(64, n // 8):
             return None
