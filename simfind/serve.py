@@ -93,6 +93,7 @@ def create_app(index_dir: str, *, token: str | None = None, max_upload_mb: float
     from starlette.routing import Route
 
     models = Models(device, precision)
+    per_revision: dict = {}  # what a revision's queries share (its lookup), kept from request to request
     limit = int(max_upload_mb * (1 << 20))
 
     def error(status: int, message: str) -> JSONResponse:
@@ -157,7 +158,7 @@ def create_app(index_dir: str, *, token: str | None = None, max_upload_mb: float
         return {**fields, "k": k, "threshold": threshold}
 
     def answer(q: dict) -> QueryReport:
-        with IndexDir.open(index_dir) as idx:  # read-only, per request: the newest committed revision
+        with IndexDir.open(index_dir, cache=per_revision) as idx:  # per request: the newest committed revision
             return search(idx, q["label"], data=q["data"], k=q["k"], threshold=q["threshold"], model=models)
 
     async def run_query(request: Request, verdict: bool = False) -> QueryReport | JSONResponse:

@@ -53,21 +53,23 @@ def _set_aside(path: str, notify: Callable[[str], None]) -> None:
 class IndexDir:
     """Use as a context manager: `with IndexDir.open(path) as idx: idx.catalog ...`."""
 
-    def __init__(self, path: str, catalog: Catalog, lock: WriterLock | None):
+    def __init__(self, path: str, catalog: Catalog, lock: WriterLock | None, cache: dict | None = None):
         self.path = path
         self.catalog = catalog
         self._lock = lock
-        self._read: dict[tuple[str, int], object] = {}
+        self._read: dict[tuple[str, int], object] = {} if cache is None else cache
 
     @classmethod
     def open(cls, path: str, *, write: bool = False, rebuild: bool = False,
-             notify: Callable[[str], None] = lambda m: None) -> IndexDir:
+             notify: Callable[[str], None] = lambda m: None, cache: dict | None = None) -> IndexDir:
         """For reading (the index must exist; a read-only one is read as it is), or for writing (created where
         missing, after taking the writer lock, which it holds until close()). `rebuild` (writing only): the
-        catalog and the files derived from it are set aside first, and the index starts again from blank."""
+        catalog and the files derived from it are set aside first, and the index starts again from blank.
+        `cache` (reading): where what is read once per revision is kept, so that it outlives this opening (a
+        server opens the index per request)."""
         if not write:
             try:
-                return cls(path, Catalog.open(path, create=False), None)
+                return cls(path, Catalog.open(path, create=False), None, cache)
             except IndexMissing:
                 if os.path.abspath(path) != os.path.abspath(default_index_dir()):
                     raise
@@ -155,8 +157,11 @@ class IndexDir:
 
     def cached(self, name: str, compute: Callable[[], object]):
         """compute() once per revision of this open index, however often it is asked for."""
-        key = (name, self.revision)
+        rev = self.revision
+        key = (name, rev)
         if key not in self._read:
+            for stale in [k for k in list(self._read) if k[0] == name and k[1] != rev]:
+                self._read.pop(stale, None)  # an earlier revision's: never asked for again
             self._read[key] = compute()
         return self._read[key]
 
