@@ -75,6 +75,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # NULL in rows from older versions, which the next `index` decodes again.
         "ALTER TABLE files ADD COLUMN local BLOB",
     ),
+    (
+        # local features now include those of a picture inside the picture (a screenshot, a canvas: local.py's
+        # inner_box): every row's are computed again by the next `index`, which decodes the files whose `local`
+        # is NULL.
+        "UPDATE files SET local = NULL WHERE local IS NOT NULL",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

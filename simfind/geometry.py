@@ -46,16 +46,13 @@ def geometric_distances(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j
     seen_a, seen_b, rows = [], [], []
     feats = _Unpacked(blobs)
     for k, (a, b, m) in enumerate(zip(i.tolist(), j.tolist(), np.asarray(mirror, bool).tolist())):
-        fit = _fit(cv2, matcher, feats[a, m], feats[b, False])
-        if fit is None:
-            continue
-        unit, regions = fit
         thumb_a = thumbs[a][:, ::-1] if m else thumbs[a]
-        for box, in_b in regions:
-            sa, sb = _samples(cv2, thumb_a, thumbs[b], unit, box, in_b)
-            seen_a.append(sa)
-            seen_b.append(sb)
-            rows.append(k)
+        for unit, regions in _fit(cv2, matcher, feats[a, m], feats[b, False]):
+            for box, in_b in regions:
+                sa, sb = _samples(cv2, thumb_a, thumbs[b], unit, box, in_b)
+                seen_a.append(sa)
+                seen_b.append(sb)
+                rows.append(k)
     if rows:
         seen_a, seen_b, rows = np.stack(seen_a), np.stack(seen_b), np.array(rows)
         d = distances(upright_codes(seen_a), upright_codes(seen_b))
@@ -81,7 +78,7 @@ def refuted(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j: np.ndarray
     for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
         fa, fb = feats[a, False], feats[b, False]
         if min(len(fa[1]), len(fb[1])) >= CONFIDENT_FEATURES:
-            out[k] = _fit(cv2, matcher, fa, fb) is None and _fit(cv2, matcher, feats[a, True], fb) is None
+            out[k] = not _fit(cv2, matcher, fa, fb) and not _fit(cv2, matcher, feats[a, True], fb)
     return out
 
 
@@ -101,26 +98,41 @@ class _Unpacked(dict):
 _NONE = (np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), (1, 1))
 
 
-def _fit(cv2, matcher, fa: tuple, fb: tuple):
-    """(map A -> B in A's and B's unit frames (2, 3), regions to compare them on) or None when no map explains
-    enough matches. A region is a box (x0, y0, x1, y1) of one picture's unit frame and whether that picture is B:
-    where the two overlap, and where the matches lie when they span a good part of one picture (an edit at the
-    edges, a vignette or filled corners, then weighs less)."""
+def _fit(cv2, matcher, fa: tuple, fb: tuple) -> list:
+    """The maps A -> B that explain enough matches, each as (map in A's and B's unit frames (2, 3), regions to
+    compare them on); empty where none does. A region is a box (x0, y0, x1, y1) of one picture's unit frame and
+    whether that picture is B: where the two overlap, and where the matches lie when they span a good part of one
+    picture (an edit at the edges, a vignette or filled corners, then weighs less). Two maps are fitted: a full
+    affine one (a squash, a perspective) and a similarity (scale, turn and shift: most copies), which is better
+    determined where the matches crowd into part of the picture; the thumbnails decide which lays them closer."""
     (xy_a, des_a, size_a), (xy_b, des_b, size_b) = fa, fb
     if len(des_a) < MIN_INLIERS or len(des_b) < MIN_INLIERS:
-        return None
+        return []
     pairs = matcher.knnMatch(des_a, des_b, k=2)
     good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < RATIO * m[1].distance
             and m[0].distance <= MAX_HAMMING]
     if len(good) < MIN_INLIERS:
-        return None
+        return []
     pa = xy_a[[m.queryIdx for m in good]] * np.float32(size_a)
     pb = xy_b[[m.trainIdx for m in good]] * np.float32(size_b)
     tolerance = REPROJECTION * max(*size_a, *size_b)
-    m, inliers = cv2.estimateAffine2D(pa, pb, method=cv2.RANSAC, ransacReprojThreshold=tolerance, maxIters=1000,
-                                      confidence=0.995)
-    if m is None or int(inliers.sum()) < MIN_INLIERS:
-        return None
+    fits = []
+    for estimate in (cv2.estimateAffine2D, cv2.estimateAffinePartial2D):
+        m, inliers = estimate(pa, pb, method=cv2.RANSAC, ransacReprojThreshold=tolerance, maxIters=1000,
+                              confidence=0.995)
+        if m is None or int(inliers.sum()) < MIN_INLIERS:
+            if not fits:
+                return []  # a similarity never explains what no affine map does
+            continue
+        fit = _framed(m, inliers.ravel().astype(bool), good, xy_a, xy_b, size_a, size_b)
+        if fit is not None:
+            fits.append(fit)
+    return fits
+
+
+def _framed(m: np.ndarray, matched: np.ndarray, good: list, xy_a: np.ndarray, xy_b: np.ndarray, size_a, size_b):
+    """A pixel map A -> B fitted to matches `good` (`matched`: its inliers) -> (unit map, regions) as _fit gives
+    them, or None where it is no copy's map (it shrinks or grows area too much, or the pictures barely overlap)."""
     det = abs(float(np.linalg.det(m[:, :2]))) * size_a[0] * size_a[1] / (size_b[0] * size_b[1])
     if not 1 / MAX_SCALE <= det <= MAX_SCALE:
         return None
@@ -131,7 +143,6 @@ def _fit(cv2, matcher, fa: tuple, fb: tuple):
     if max(_area(in_a), _area(in_b)) < MIN_OVERLAP:
         return None
     regions = [_larger(in_a, in_b)]
-    matched = inliers.ravel().astype(bool)
     span_a = _box(xy_a[[g.queryIdx for g, k in zip(good, matched) if k]])
     span_b = _box(xy_b[[g.trainIdx for g, k in zip(good, matched) if k]])
     if max(_area(span_a), _area(span_b)) >= MIN_OVERLAP:

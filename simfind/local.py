@@ -40,36 +40,110 @@ def opencv():
 
 def extract(grey: np.ndarray) -> bytes:
     """Packed features of a grey uint8 picture (h, w), already trimmed of borders; b"" for a picture too small or
-    too flat to have any."""
+    too flat to have any. Where a picture lies inside it (inner_box), the features of that picture, computed at its
+    own resolution, are added, in the whole frame's positions and interleaved with the whole's, strongest first."""
+    import numpy as np
+
+    small = _within(grey, LOCAL_SIDE)
+    whole = _features(small)
+    if whole is None:
+        return b""
+    xy, descriptors, mirrored, (w, h) = whole
+    box = inner_box(small)
+    inner = None
+    if box is not None:
+        gh, gw = grey.shape
+        x0, y0, x1, y1 = round(box[0] * gw), round(box[1] * gh), round(box[2] * gw), round(box[3] * gh)
+        inner = _features(_within(grey[y0:y1, x0:x1], LOCAL_SIDE))
+    if inner is not None:
+        ixy, ides, imirrored, _size = inner
+        x0, y0, x1, y1 = box
+        ixy = np.column_stack((x0 + ixy[:, 0] * (x1 - x0), y0 + ixy[:, 1] * (y1 - y0)))
+        # the k-th strongest of each in turn, so that a search over the strongest few takes from both
+        order = np.argsort(np.r_[np.arange(len(xy)), np.arange(len(ixy))], kind="stable")
+        xy = np.concatenate((xy, ixy))[order]
+        descriptors = np.concatenate((descriptors, ides))[order]
+        mirrored = None if mirrored is None or imirrored is None else np.concatenate((mirrored, imirrored))[order]
+    header = np.array([len(xy), w, h, _MIRRORED if mirrored is not None else 0], "<u2").tobytes()
+    packed = header + np.round(np.clip(xy, 0, 1) * 65535).astype("<u2").tobytes() + descriptors.tobytes()
+    return packed + (mirrored.tobytes() if mirrored is not None else b"")
+
+
+def _within(grey: np.ndarray, side: int) -> np.ndarray:
+    """The grey picture reduced (area-averaged) to at most `side` px on its long side, contiguous."""
+    import numpy as np
+
+    h, w = grey.shape
+    scale = side / max(h, w)
+    if scale < 1:
+        cv2 = opencv()
+        return cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(grey)
+
+
+def _features(grey: np.ndarray):
+    """(positions (n, 2) as fractions of the sides, descriptors (n, 32), the mirror image's descriptors at the
+    same corners or None, (width, height) they were computed at) of a grey picture of at most LOCAL_SIDE px,
+    strongest first; None for a picture too small or too flat to have any."""
     import numpy as np
 
     cv2 = opencv()
-
     h, w = grey.shape
-    scale = LOCAL_SIDE / max(h, w)
-    if scale < 1:
-        grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        h, w = grey.shape
     if min(h, w) <= 2 * PATCH:
-        return b""
+        return None
     orb = cv2.ORB_create(nfeatures=FEATURES, scaleFactor=SCALE_STEP, nlevels=LEVELS, edgeThreshold=PATCH,
                          patchSize=PATCH, fastThreshold=FAST_THRESHOLD)
     keypoints, descriptors = orb.detectAndCompute(np.ascontiguousarray(grey), None)
     if descriptors is None or not len(keypoints):
-        return b""
+        return None
     order = np.argsort([-k.response for k in keypoints], kind="stable")  # strongest first: the search takes those
     keypoints, descriptors = [keypoints[k] for k in order], descriptors[order]
     # the same corners seen in the mirror image (x -> w - 1 - x, angle -> 180 - angle), for mirrored copies
     flipped = [cv2.KeyPoint(w - 1 - k.pt[0], k.pt[1], k.size, (180.0 - k.angle) % 360.0, k.response, k.octave, n)
                for n, k in enumerate(keypoints)]
     kept, mirrored = orb.compute(np.ascontiguousarray(grey[:, ::-1]), flipped)  # reordered by pyramid level
-    flags = _MIRRORED if mirrored is not None and len(kept) == len(keypoints) else 0
-    if flags:
+    if mirrored is not None and len(kept) == len(keypoints):
         mirrored = mirrored[np.argsort([k.class_id for k in kept])]
+    else:
+        mirrored = None
     xy = np.array([k.pt for k in keypoints], np.float64) / (w, h)
-    header = np.array([len(keypoints), w, h, flags], "<u2").tobytes()
-    packed = header + np.round(np.clip(xy, 0, 1) * 65535).astype("<u2").tobytes() + descriptors.tobytes()
-    return packed + (mirrored.tobytes() if flags & _MIRRORED else b"")
+    return xy, descriptors, mirrored, (w, h)
+
+
+# A picture inside another: a screenshot, an app or social frame, a picture fitted onto a canvas. There the frame's
+# text and bars take most of the strongest corners and the inner picture is small at LOCAL_SIDE, so its features
+# are also computed on it alone. It is found as the largest region of detail: at INNER_SIDE px, pixels that differ
+# from a neighbour by more than _BUSY grey levels (above JPEG noise on a flat background), joined across gaps of
+# up to 2 * _JOIN px (a photo's smooth patches; a frame's margins between picture and text are wider), whose
+# bounding box covers _INNER_SHARE of the frame: smaller is a detail, larger the picture itself.
+INNER_SIDE = 160
+_BUSY = 6
+_JOIN = 2
+_INNER_SHARE = (0.1, 0.8)
+
+
+def inner_box(grey: np.ndarray) -> tuple[float, float, float, float] | None:
+    """(x0, y0, x1, y1), fractions of the sides, of the picture inside a grey picture; None where none is found."""
+    import numpy as np
+
+    cv2 = opencv()
+    grey = _within(grey, INNER_SIDE)
+    sh, sw = grey.shape
+    if min(sh, sw) < 8:
+        return None
+    level = grey.astype(np.int16)
+    busy = np.zeros((sh, sw), np.uint8)
+    busy[:, 1:] |= np.abs(np.diff(level, axis=1)) > _BUSY
+    busy[1:, :] |= np.abs(np.diff(level, axis=0)) > _BUSY
+    busy = cv2.morphologyEx(busy, cv2.MORPH_CLOSE, np.ones((2 * _JOIN + 1, 2 * _JOIN + 1), np.uint8))
+    n, _labels, stats, _centres = cv2.connectedComponentsWithStats(busy, connectivity=8)
+    if n < 2:
+        return None
+    boxes = stats[1:, :4].astype(np.int64)
+    x, y, bw, bh = boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))].tolist()
+    if not _INNER_SHARE[0] <= bw * bh / (sw * sh) <= _INNER_SHARE[1]:
+        return None
+    return x / sw, y / sh, (x + bw) / sw, (y + bh) / sh
 
 
 def unpack(blob: bytes, mirror: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
