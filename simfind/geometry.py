@@ -6,15 +6,16 @@ matches that one affine map explains; a crop, a turn, a picture inside a screens
 A shared logo, frame or app screen can also match many corners, so the pictures must agree (thumbnail
 correlation, as verify.py checks hash candidates) over all of the region where the map lays one over the other,
 not only where the matches lie. The pair's distance is the pHash distance of the two thumbnails sampled over
-that region: the hash distance the pictures have once the geometry is undone, at least one bit (similarity 1.0 is
-left to pictures that match as they are).
+that region (the inner picture's own thumbnail where the region lies inside it: local.inner_view): the hash
+distance the pictures have once the geometry is undone, at least one bit (similarity 1.0 is left to pictures
+that match as they are).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .local import opencv, unpack
+from .local import INNER_SHARE, inner_view, opencv, unpack
 from .orientations import THUMB_SIDE, distances, upright_codes
 from .verify import LOCAL_EDIT_AGREEMENT, VERIFY_AGREEMENT, agreement, local_agreement
 
@@ -24,7 +25,9 @@ MIN_INLIERS = 12
 RATIO = 0.8  # Lowe's ratio test: a match must be clearly closer than the next best
 MAX_HAMMING = 64  # of 256 bits: further than this, two descriptors are not the same corner
 REPROJECTION = 0.0125  # RANSAC tolerance, as a share of the long side the features were computed at
-MAX_SCALE = 8.0  # a map that shrinks or grows area more than this is no copy (and no reliable fit)
+# A map that shrinks or grows area more than this is no copy: a picture inside another covers at least the smallest
+# share local.inner_box looks for (its own features match at their own scale).
+MAX_SCALE = 1 / INNER_SHARE[0]
 # The pictures must overlap on this share of one of them at least: one is mostly inside the other for every copy
 # (a crop, a picture in a screenshot) and two crops of one picture overlap on much of both. The matches too must
 # span this share of one picture for the region they span to be compared on its own.
@@ -46,10 +49,14 @@ def geometric_distances(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j
     seen_a, seen_b, rows = [], [], []
     feats = _Unpacked(blobs)
     for k, (a, b, m) in enumerate(zip(i.tolist(), j.tolist(), np.asarray(mirror, bool).tolist())):
-        thumb_a = thumbs[a][:, ::-1] if m else thumbs[a]
-        for unit, regions in _fit(cv2, matcher, feats[a, m], feats[b, False]):
+        fits = _fit(cv2, matcher, feats[a, m], feats[b, False])
+        if not fits:
+            continue
+        views_a = [(_WHOLE, thumbs[a][:, ::-1] if m else thumbs[a])] + feats.inner(a, m)
+        views_b = [(_WHOLE, thumbs[b])] + feats.inner(b, False)
+        for unit, regions in fits:
             for box, in_b in regions:
-                sa, sb = _samples(cv2, thumb_a, thumbs[b], unit, box, in_b)
+                sa, sb = _samples(cv2, views_a, views_b, unit, box, in_b)
                 seen_a.append(sa)
                 seen_b.append(sb)
                 rows.append(k)
@@ -93,6 +100,11 @@ class _Unpacked(dict):
         k, mirror = key
         self[key] = unpack(self._blobs[k], mirror) if self._blobs[k] else _NONE
         return self[key]
+
+    def inner(self, k: int, mirror: bool) -> list:
+        """[(box, thumbnail)] of the picture inside picture k (local.inner_view), or [] where it has none."""
+        view = inner_view(self._blobs[k], mirror)
+        return [view] if view is not None else []
 
 
 _NONE = (np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), (1, 1))
@@ -171,23 +183,41 @@ def _area(box: tuple[float, float, float, float]) -> float:
     return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
 
 
-def _samples(cv2, thumb_a: np.ndarray, thumb_b: np.ndarray, unit: np.ndarray, box, in_b: bool):
-    """Both thumbnails sampled (32x32 float32, bilinear) over `box`, a region of one picture (B's when `in_b`)
-    in its unit frame, and over where `unit` (A -> B) puts it in the other."""
+_WHOLE = (0.0, 0.0, 1.0, 1.0)
+_INNER_SLACK = 0.05
+
+
+def _samples(cv2, views_a: list, views_b: list, unit: np.ndarray, box, in_b: bool):
+    """Both pictures sampled (32x32 float32, bilinear) over `box`, a region of one picture (B's when `in_b`) in its
+    unit frame, and over where `unit` (A -> B) puts it in the other. A picture is seen through its views, (box of
+    its unit frame, 32x32 thumbnail of that box): the whole thumbnail, and the inner picture's where it has one and
+    the region lies inside it, at several times the resolution."""
     x0, y0, x1, y1 = box
     s = THUMB_SIDE
     # output pixel (u, v) -> unit point of the boxed picture: (x0 + (u + 0.5) (x1 - x0) / s, ...)
     grid = np.array([[(x1 - x0) / s, 0, x0 + 0.5 * (x1 - x0) / s], [0, (y1 - y0) / s, y0 + 0.5 * (y1 - y0) / s],
                      [0, 0, 1]])
-    to_pixels = np.array([[s, 0, -0.5], [0, s, -0.5], [0, 0, 1]])  # unit frame -> thumbnail pixel centres
     a_to_b = np.vstack((unit, [0, 0, 1]))
     if in_b:
         to_a, to_b = np.linalg.inv(a_to_b) @ grid, grid
     else:
         to_a, to_b = grid, a_to_b @ grid
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    sa = cv2.warpAffine(thumb_a.astype(np.float32), (to_pixels @ to_a)[:2], (s, s), flags=flags,
-                        borderMode=cv2.BORDER_REPLICATE)
-    sb = cv2.warpAffine(thumb_b.astype(np.float32), (to_pixels @ to_b)[:2], (s, s), flags=flags,
-                        borderMode=cv2.BORDER_REPLICATE)
-    return sa, sb
+    return _sampled(cv2, views_a, to_a), _sampled(cv2, views_b, to_b)
+
+
+def _sampled(cv2, views: list, to_unit: np.ndarray) -> np.ndarray:
+    """A 32x32 sampling (output pixel -> unit point `to_unit`, 3x3) of a picture, from the last of its views whose
+    box holds the sampled region (the whole thumbnail holds every region)."""
+    s = THUMB_SIDE
+    corners = to_unit @ np.array([[0, s, 0, s], [0, 0, s, s], [1, 1, 1, 1]], np.float64)
+    x, y = corners[0] / corners[2], corners[1] / corners[2]
+    def holds(box) -> bool:  # within a twentieth of its sides: the box is found at 160 px, a pixel or two short
+        sx, sy = _INNER_SLACK * (box[2] - box[0]), _INNER_SLACK * (box[3] - box[1])
+        return x.min() >= box[0] - sx and y.min() >= box[1] - sy and x.max() <= box[2] + sx and y.max() <= box[3] + sy
+
+    (bx0, by0, bx1, by1), thumb = next(v for v in reversed(views) if v[0] == _WHOLE or holds(v[0]))
+    # unit point -> pixel centres of the view's thumbnail
+    to_pixels = np.array([[s / (bx1 - bx0), 0, -s * bx0 / (bx1 - bx0) - 0.5],
+                          [0, s / (by1 - by0), -s * by0 / (by1 - by0) - 0.5], [0, 0, 1]])
+    return cv2.warpAffine(np.asarray(thumb, np.float32), (to_pixels @ to_unit)[:2], (s, s),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)

@@ -28,6 +28,8 @@ FAST_THRESHOLD = 10  # below OpenCV's 20, so that soft or low-contrast pictures 
 DESCRIPTOR_BYTES = 32
 _HEADER = 8  # uint16 count, width, height, flags
 _MIRRORED = 1  # flag: the descriptors of the mirror image follow (ORB's do not match a mirror image's corners)
+_INNER = 2  # flag: then the box of the picture inside the picture (4 uint16 fractions) and its 32x32 thumbnail
+THUMB = 32
 
 
 def opencv():
@@ -50,23 +52,56 @@ def extract(grey: np.ndarray) -> bytes:
         return b""
     xy, descriptors, mirrored, (w, h) = whole
     box = inner_box(small)
-    inner = None
+    inner = trailer = None
     if box is not None:
         gh, gw = grey.shape
         x0, y0, x1, y1 = round(box[0] * gw), round(box[1] * gh), round(box[2] * gw), round(box[3] * gh)
-        inner = _features(_within(grey[y0:y1, x0:x1], LOCAL_SIDE))
+        crop = grey[y0:y1, x0:x1]
+        inner = _features(_within(crop, LOCAL_SIDE))
+        box = (x0 / gw, y0 / gh, x1 / gw, y1 / gh)
     if inner is not None:
         ixy, ides, imirrored, _size = inner
         x0, y0, x1, y1 = box
         ixy = np.column_stack((x0 + ixy[:, 0] * (x1 - x0), y0 + ixy[:, 1] * (y1 - y0)))
+        trailer = np.round(np.array(box) * 65535).astype("<u2").tobytes() + _thumbnail(crop).tobytes()
         # the k-th strongest of each in turn, so that a search over the strongest few takes from both
         order = np.argsort(np.r_[np.arange(len(xy)), np.arange(len(ixy))], kind="stable")
         xy = np.concatenate((xy, ixy))[order]
         descriptors = np.concatenate((descriptors, ides))[order]
         mirrored = None if mirrored is None or imirrored is None else np.concatenate((mirrored, imirrored))[order]
-    header = np.array([len(xy), w, h, _MIRRORED if mirrored is not None else 0], "<u2").tobytes()
+    flags = (_MIRRORED if mirrored is not None else 0) | (_INNER if trailer else 0)
+    header = np.array([len(xy), w, h, flags], "<u2").tobytes()
     packed = header + np.round(np.clip(xy, 0, 1) * 65535).astype("<u2").tobytes() + descriptors.tobytes()
-    return packed + (mirrored.tobytes() if mirrored is not None else b"")
+    return packed + (mirrored.tobytes() if mirrored is not None else b"") + (trailer or b"")
+
+
+def _thumbnail(grey: np.ndarray) -> np.ndarray:
+    """The 32x32 grey thumbnail of a picture, resized as hashing.trimmed_thumbnail resizes (Lanczos)."""
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.ascontiguousarray(grey), "L").resize((THUMB, THUMB), Image.LANCZOS),
+                      np.uint8)
+
+
+def inner_view(blob: bytes | None, mirror: bool = False) -> tuple[tuple[float, float, float, float], np.ndarray] | None:
+    """(box (x0, y0, x1, y1) in the picture's unit frame, its 32x32 thumbnail) of the picture inside the picture
+    where its features were added (extract), seen in the mirror where `mirror`; None where there is none. The
+    verification samples it where a fit lies inside it: in a tall screenshot a picture a tenth of its area is a
+    few pixels of the whole thumbnail."""
+    import numpy as np
+
+    if not blob:
+        return None
+    n, _w, _h, flags = np.frombuffer(blob, "<u2", 4).tolist()
+    if not flags & _INNER:
+        return None
+    start = _HEADER + 4 * n + n * DESCRIPTOR_BYTES * (2 if flags & _MIRRORED else 1)
+    x0, y0, x1, y1 = (np.frombuffer(blob, "<u2", 4, start).astype(np.float64) / 65535).tolist()
+    thumb = np.frombuffer(blob, np.uint8, THUMB * THUMB, start + 8).reshape(THUMB, THUMB)
+    if mirror:
+        return (1 - x1, y0, 1 - x0, y1), thumb[:, ::-1]
+    return (x0, y0, x1, y1), thumb
 
 
 def _within(grey: np.ndarray, side: int) -> np.ndarray:
@@ -115,11 +150,11 @@ def _features(grey: np.ndarray):
 # are also computed on it alone. It is found as the largest region of detail: at INNER_SIDE px, pixels that differ
 # from a neighbour by more than _BUSY grey levels (above JPEG noise on a flat background), joined across gaps of
 # up to 2 * _JOIN px (a photo's smooth patches; a frame's margins between picture and text are wider), whose
-# bounding box covers _INNER_SHARE of the frame: smaller is a detail, larger the picture itself.
+# bounding box covers INNER_SHARE of the frame: smaller is a detail, larger the picture itself.
 INNER_SIDE = 160
 _BUSY = 6
 _JOIN = 2
-_INNER_SHARE = (0.1, 0.8)
+INNER_SHARE = (0.1, 0.8)
 
 
 def inner_box(grey: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -141,7 +176,7 @@ def inner_box(grey: np.ndarray) -> tuple[float, float, float, float] | None:
         return None
     boxes = stats[1:, :4].astype(np.int64)
     x, y, bw, bh = boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))].tolist()
-    if not _INNER_SHARE[0] <= bw * bh / (sw * sh) <= _INNER_SHARE[1]:
+    if not INNER_SHARE[0] <= bw * bh / (sw * sh) <= INNER_SHARE[1]:
         return None
     return x / sw, y / sh, (x + bw) / sw, (y + bh) / sh
 

@@ -95,3 +95,45 @@ def test_the_descriptor_search_proposes_copies_and_mirror_images_and_a_focus_get
     for row in range(len(pictures)):
         fi, fj, fm = local_candidates(upright, focus=np.array([row]), mirrored=mirrored)
         assert set(zip(fi.tolist(), fj.tolist(), fm.tolist())) == {p for p in found if row in p[:2]}
+
+
+def _screenshot(picture: Image.Image, seed: int, width: int = 540) -> Image.Image:
+    """A phone screenshot of a social app holding `picture` at 55% of its width (a tenth of its area): a status
+    bar, a header, a caption above and comments below the picture, buttons, on a light background (the layout
+    drawn from `seed`)."""
+    rng = np.random.default_rng(seed)
+    height = 2 * width
+    shot = Image.new("RGB", (width, height), (246, 246, 246))
+    draw = ImageDraw.Draw(shot)
+    draw.rectangle([0, 0, width, 48], fill=(30, 30, 30))
+    draw.rectangle([0, 48, width, 120], fill=(255, 255, 255))
+    for k in range(5):
+        draw.text((16 + 100 * k, 70), "header", fill=(20, 20, 20))
+    side = round(0.55 * width)
+    shown = picture.resize((side, round(side * picture.height / picture.width)))
+    top = int(rng.integers(300, 420))
+    left = int(rng.integers(16, width - side - 16))
+    shot.paste(shown, (left, top))
+    for y in [*range(top - 150, top - 40, 34), *range(top + shown.height + 40, top + shown.height + 190, 34)]:
+        words = " ".join("lorem ipsum dolor sit amet photo share".split()[int(i)] for i in rng.integers(0, 7, 6))
+        draw.text((16, y), words, fill=(40, 40, 40))
+    for k in range(4):
+        draw.rounded_rectangle([20 + 130 * k, height - 70, 120 + 130 * k, height - 30], 12, fill=(0, 120, 255))
+    return shot
+
+
+def test_a_picture_inside_a_screenshot_groups_with_it_and_not_with_other_screenshots(tmp_path, cli):
+    """The screenshot's text and bars would take most of its strongest corners, and the picture is a few pixels of
+    its thumbnail: the picture inside is found, described and checked on its own. Screenshots of other pictures in
+    the same app stay apart."""
+    photos = tmp_path / "photos"
+    original = textured(40, (1024, 768))
+    save(original, photos / "original.jpg", quality=92)
+    save(_screenshot(original, 1), photos / "shot.png")
+    for seed in range(41, 44):
+        save(_screenshot(textured(seed, (1024, 768)), seed - 40), photos / f"other_shot{seed}.png")
+        save(textured(seed + 10, (1024, 768)), photos / f"other{seed}.jpg", quality=90)
+    assert cli("index", photos, "--quiet", "--no-clip").exit_code == 0
+    assert group_paths(cli.json("dupes")) == [{"original.jpg", "shot.png"}]
+    q = cli.json("query", photos / "shot.png", "--exclude-self")
+    assert [m["path"].rsplit("/", 1)[-1] for m in q["results"]] == ["original.jpg"]
