@@ -43,7 +43,7 @@ def opencv():
 def extract(grey: np.ndarray) -> bytes:
     """Packed features of a grey uint8 picture (h, w), already trimmed of borders; b"" for a picture too small or
     too flat to have any. Where a picture lies inside it (inner_box), the features of that picture, computed at its
-    own resolution, are added, in the whole frame's positions and interleaved with the whole's, strongest first."""
+    own resolution, come first, in the whole frame's positions; then the whole's; each strongest first."""
     import numpy as np
 
     small = _within(grey, LOCAL_SIDE)
@@ -64,8 +64,9 @@ def extract(grey: np.ndarray) -> bytes:
         x0, y0, x1, y1 = box
         ixy = np.column_stack((x0 + ixy[:, 0] * (x1 - x0), y0 + ixy[:, 1] * (y1 - y0)))
         trailer = np.round(np.array(box) * 65535).astype("<u2").tobytes() + _thumbnail(crop).tobytes()
-        # the k-th strongest of each in turn, so that a search over the strongest few takes from both
-        order = np.argsort(np.r_[np.arange(len(xy)), np.arange(len(ixy))], kind="stable")
+        # the inner picture's first: the search posts each picture's first few, and a frame's own corners (text,
+        # bars, buttons) say little about which picture it holds
+        order = np.r_[len(xy) + np.arange(len(ixy)), np.arange(len(xy))]
         xy = np.concatenate((xy, ixy))[order]
         descriptors = np.concatenate((descriptors, ides))[order]
         mirrored = None if mirrored is None or imirrored is None else np.concatenate((mirrored, imirrored))[order]
