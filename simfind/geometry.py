@@ -102,9 +102,13 @@ class _Unpacked(dict):
         return self[key]
 
     def inner(self, k: int, mirror: bool) -> list:
-        """[(box, thumbnail)] of the picture inside picture k (local.inner_view), or [] where it has none."""
-        view = inner_view(self._blobs[k], mirror)
-        return [view] if view is not None else []
+        """[(box, thumbnail)] of the picture inside picture k (local.inner_view), or [] where it has none; read
+        once per picture and side, as the features are."""
+        key = ("inner", k, mirror)
+        if key not in self:
+            view = inner_view(self._blobs[k], mirror)
+            self[key] = [view] if view is not None else []
+        return self[key]
 
 
 _NONE = (np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), (1, 1))
@@ -184,7 +188,14 @@ def _area(box: tuple[float, float, float, float]) -> float:
 
 
 _WHOLE = (0.0, 0.0, 1.0, 1.0)
-_INNER_SLACK = 0.05
+_INNER_SLACK = 0.05  # a twentieth of an inner picture's sides: its box is found at 160 px, a pixel or two short
+
+
+def _holds(box: tuple, region: tuple) -> bool:
+    """Whether `box` holds `region` (both (x0, y0, x1, y1)), within _INNER_SLACK of its sides."""
+    sx, sy = _INNER_SLACK * (box[2] - box[0]), _INNER_SLACK * (box[3] - box[1])
+    return (region[0] >= box[0] - sx and region[1] >= box[1] - sy and region[2] <= box[2] + sx
+            and region[3] <= box[3] + sy)
 
 
 def _samples(cv2, views_a: list, views_b: list, unit: np.ndarray, box, in_b: bool):
@@ -210,12 +221,8 @@ def _sampled(cv2, views: list, to_unit: np.ndarray) -> np.ndarray:
     box holds the sampled region (the whole thumbnail holds every region)."""
     s = THUMB_SIDE
     corners = to_unit @ np.array([[0, s, 0, s], [0, 0, s, s], [1, 1, 1, 1]], np.float64)
-    x, y = corners[0] / corners[2], corners[1] / corners[2]
-    def holds(box) -> bool:  # within a twentieth of its sides: the box is found at 160 px, a pixel or two short
-        sx, sy = _INNER_SLACK * (box[2] - box[0]), _INNER_SLACK * (box[3] - box[1])
-        return x.min() >= box[0] - sx and y.min() >= box[1] - sy and x.max() <= box[2] + sx and y.max() <= box[3] + sy
-
-    (bx0, by0, bx1, by1), thumb = next(v for v in reversed(views) if v[0] == _WHOLE or holds(v[0]))
+    region = _box(np.column_stack((corners[0] / corners[2], corners[1] / corners[2])))
+    (bx0, by0, bx1, by1), thumb = next(v for v in reversed(views) if v[0] == _WHOLE or _holds(v[0], region))
     # unit point -> pixel centres of the view's thumbnail
     to_pixels = np.array([[s / (bx1 - bx0), 0, -s * bx0 / (bx1 - bx0) - 0.5],
                           [0, s / (by1 - by0), -s * by0 / (by1 - by0) - 0.5], [0, 0, 1]])

@@ -89,7 +89,6 @@ def trimmed_thumbnail(image: Image.Image) -> tuple[np.ndarray, float, bytes]:
     is first box-reduced to >= 64 px a side, as a JPEG's draft decode would be: the same thumbnail whether the
     file was drafted for hashing alone or decoded larger for CLIP, and cheaper than Lanczos over every pixel."""
     import numpy as np
-    from PIL import Image as PILImage
 
     factor = 1
     while min(image.size) // (2 * factor) >= 2 * THUMB_SIDE:
@@ -101,7 +100,7 @@ def trimmed_thumbnail(image: Image.Image) -> tuple[np.ndarray, float, bytes]:
     top, bottom, left, right = content_box(np.asarray(grey))
     share, frame = 1.0, b""
     if (top, left) != (0, 0) or (bottom, right) != (h, w):
-        full = np.asarray(grey.resize((THUMB_SIDE, THUMB_SIDE), PILImage.LANCZOS), dtype=np.uint8)
+        full = resized_thumbnail(grey)
         box = np.array([top / h, bottom / h, left / w, right / w]) * 65535
         frame = full.tobytes() + np.round(box).astype("<u2").tobytes()
         grey = grey.crop((left, top, right, bottom))
@@ -110,8 +109,18 @@ def trimmed_thumbnail(image: Image.Image) -> tuple[np.ndarray, float, bytes]:
         rows = bottom - top - 2 * ((top > 0) + (bottom < h))
         cols = right - left - 2 * ((left > 0) + (right < w))
         share = max(0, rows) * max(0, cols) / (h * w)
-    thumb = np.asarray(grey.resize((THUMB_SIDE, THUMB_SIDE), PILImage.LANCZOS), dtype=np.uint8)
-    return thumb, share, frame
+    return resized_thumbnail(grey), share, frame
+
+
+def resized_thumbnail(grey: Image.Image | np.ndarray) -> np.ndarray:
+    """A grey picture (PIL "L" or uint8 array) resized to the THUMB_SIDE x THUMB_SIDE thumbnail, Lanczos, as
+    imagehash's pHash resizes."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    if isinstance(grey, np.ndarray):
+        grey = PILImage.fromarray(np.ascontiguousarray(grey), "L")
+    return np.asarray(grey.resize((THUMB_SIDE, THUMB_SIDE), PILImage.LANCZOS), dtype=np.uint8)
 
 
 def unpack_frames(frames: list[bytes]) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .hashing import THUMB_SIDE, resized_thumbnail
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -29,7 +31,6 @@ DESCRIPTOR_BYTES = 32
 _HEADER = 8  # uint16 count, width, height, flags
 _MIRRORED = 1  # flag: the descriptors of the mirror image follow (ORB's do not match a mirror image's corners)
 _INNER = 2  # flag: then the box of the picture inside the picture (4 uint16 fractions) and its 32x32 thumbnail
-THUMB = 32
 
 
 def opencv():
@@ -63,7 +64,7 @@ def extract(grey: np.ndarray) -> bytes:
         ixy, ides, imirrored, _size = inner
         x0, y0, x1, y1 = box
         ixy = np.column_stack((x0 + ixy[:, 0] * (x1 - x0), y0 + ixy[:, 1] * (y1 - y0)))
-        trailer = np.round(np.array(box) * 65535).astype("<u2").tobytes() + _thumbnail(crop).tobytes()
+        trailer = np.round(np.array(box) * 65535).astype("<u2").tobytes() + resized_thumbnail(crop).tobytes()
         # the inner picture's first: the search posts each picture's first few, and a frame's own corners (text,
         # bars, buttons) say little about which picture it holds
         order = np.r_[len(xy) + np.arange(len(ixy)), np.arange(len(xy))]
@@ -74,15 +75,6 @@ def extract(grey: np.ndarray) -> bytes:
     header = np.array([len(xy), w, h, flags], "<u2").tobytes()
     packed = header + np.round(np.clip(xy, 0, 1) * 65535).astype("<u2").tobytes() + descriptors.tobytes()
     return packed + (mirrored.tobytes() if mirrored is not None else b"") + (trailer or b"")
-
-
-def _thumbnail(grey: np.ndarray) -> np.ndarray:
-    """The 32x32 grey thumbnail of a picture, resized as hashing.trimmed_thumbnail resizes (Lanczos)."""
-    import numpy as np
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(np.ascontiguousarray(grey), "L").resize((THUMB, THUMB), Image.LANCZOS),
-                      np.uint8)
 
 
 def inner_view(blob: bytes | None, mirror: bool = False) -> tuple[tuple[float, float, float, float], np.ndarray] | None:
@@ -99,7 +91,7 @@ def inner_view(blob: bytes | None, mirror: bool = False) -> tuple[tuple[float, f
         return None
     start = _HEADER + 4 * n + n * DESCRIPTOR_BYTES * (2 if flags & _MIRRORED else 1)
     x0, y0, x1, y1 = (np.frombuffer(blob, "<u2", 4, start).astype(np.float64) / 65535).tolist()
-    thumb = np.frombuffer(blob, np.uint8, THUMB * THUMB, start + 8).reshape(THUMB, THUMB)
+    thumb = np.frombuffer(blob, np.uint8, THUMB_SIDE * THUMB_SIDE, start + 8).reshape(THUMB_SIDE, THUMB_SIDE)
     if mirror:
         return (1 - x1, y0, 1 - x0, y1), thumb[:, ::-1]
     return (x0, y0, x1, y1), thumb
