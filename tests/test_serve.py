@@ -257,3 +257,15 @@ def test_a_wrong_method_is_a_json_error(library):
     client = TestClient(create_app(str(library[1])))
     r = client.get("/query")
     assert r.status_code == 405 and "error" in r.json()
+
+
+def test_answers_on_a_kept_alive_connection_go_out_at_once():
+    """A response written in two parts must not wait for the client's delayed ACK (Nagle): connections the
+    server accepts have TCP_NODELAY, as uvicorn's own sockets do (about 40 ms a request otherwise)."""
+    from simfind.serve import _listen
+
+    listening = _listen("127.0.0.1", _free_port())
+    with listening, socket.create_connection(listening.getsockname()[:2]):
+        conn, _addr = listening.accept()
+        with conn:
+            assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
