@@ -40,7 +40,7 @@ from .local import descriptors_of
 from .orientations import orientation_codes, upright_codes
 from .records import IndexedFile
 
-_MAGIC = b"simfind-lookup\x00\x01"  # the last byte is the format's version
+_MAGIC = b"simfind-lookup\x00\x02"  # the last byte is the format's version (2: six word tables)
 _ALIGN = 64
 _BLOCK = 512  # postings per 4 KB page
 # Each picture's best partners kept: the LOCAL_PER_IMAGE a query is ranked against, and the two keys (upright and
@@ -227,6 +227,8 @@ class Lookup:
         if word_bits(int(counts.sum())) != word_bits(int(old.meta["descriptors"])):
             return None  # the words are cut to another size: every posting changes
         tables = word_tables(int(counts.sum()))
+        if len(tables) != len(old.postings):
+            return None  # another number of tables: the search would propose other pairs
         m0, m = 2 * n0, 2 * n
         # the new pictures' postings: their uprights are rows `added`, their mirror images n + those rows
         owner = np.repeat(np.arange(2 * len(added), dtype=np.int64), new_search.counts)
