@@ -49,6 +49,7 @@ def geometric_distances(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j
     seen_a, seen_b, rows = [], [], []
     feats = _Unpacked(blobs)
     for k, (a, b, m) in enumerate(zip(i.tolist(), j.tolist(), np.asarray(mirror, bool).tolist())):
+        a, b = _canonical(blobs, a, b)
         fits = _fit(cv2, matcher, feats[a, m], feats[b, False])
         if not fits:
             continue
@@ -83,10 +84,22 @@ def refuted(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j: np.ndarray
     out = np.zeros(len(i), bool)
     feats = _Unpacked(blobs)
     for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
+        a, b = _canonical(blobs, a, b)
         fa, fb = feats[a, False], feats[b, False]
         if min(len(fa[1]), len(fb[1])) >= CONFIDENT_FEATURES:
             out[k] = not _fit(cv2, matcher, fa, fb) and not _fit(cv2, matcher, feats[a, True], fb)
     return out
+
+
+def _canonical(blobs: list[bytes], a: int, b: int) -> tuple[int, int]:
+    """The two pictures of a pair in the order they are verified: by their features, not by where they stand in
+    the list, so that a pair gets one verdict and one distance whichever comes first (a query lists its picture
+    last, a report in catalog order; the ratio test and the fit asked one way round keep other matches than the
+    other way). The picture with fewer corners asks (a crop's or an inner picture's corners are the ones the other
+    holds), ties broken by the features' bytes. A mirrored pair is the same pair either way round: A's mirror image
+    matches B where B's matches A."""
+    key_a, key_b = (len(blobs[a]), blobs[a]), (len(blobs[b]), blobs[b])
+    return (b, a) if key_b < key_a else (a, b)
 
 
 class _Unpacked(dict):
@@ -124,13 +137,11 @@ def _fit(cv2, matcher, fa: tuple, fb: tuple) -> list:
     (xy_a, des_a, size_a), (xy_b, des_b, size_b) = fa, fb
     if len(des_a) < MIN_INLIERS or len(des_b) < MIN_INLIERS:
         return []
-    pairs = matcher.knnMatch(des_a, des_b, k=2)
-    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < RATIO * m[1].distance
-            and m[0].distance <= MAX_HAMMING]
+    good = _matches(matcher, des_a, des_b)
     if len(good) < MIN_INLIERS:
         return []
-    pa = xy_a[[m.queryIdx for m in good]] * np.float32(size_a)
-    pb = xy_b[[m.trainIdx for m in good]] * np.float32(size_b)
+    pa = xy_a[good[:, 0]] * np.float32(size_a)
+    pb = xy_b[good[:, 1]] * np.float32(size_b)
     tolerance = REPROJECTION * max(*size_a, *size_b)
     fits = []
     for estimate in (cv2.estimateAffine2D, cv2.estimateAffinePartial2D):
@@ -146,7 +157,16 @@ def _fit(cv2, matcher, fa: tuple, fb: tuple) -> list:
     return fits
 
 
-def _framed(m: np.ndarray, matched: np.ndarray, good: list, xy_a: np.ndarray, xy_b: np.ndarray, size_a, size_b):
+def _matches(matcher, des_a: np.ndarray, des_b: np.ndarray) -> np.ndarray:
+    """(k, 2) rows (corner of A, corner of B) of the descriptor matches that pass Lowe's ratio test: A's nearest in
+    B clearly closer than the next best, and close enough to be the same corner."""
+    return np.array([(m[0].queryIdx, m[0].trainIdx) for m in matcher.knnMatch(des_a, des_b, k=2)
+                     if len(m) == 2 and m[0].distance < RATIO * m[1].distance and m[0].distance <= MAX_HAMMING],
+                    np.int64).reshape(-1, 2)
+
+
+def _framed(m: np.ndarray, matched: np.ndarray, good: np.ndarray, xy_a: np.ndarray, xy_b: np.ndarray, size_a,
+            size_b):
     """A pixel map A -> B fitted to matches `good` (`matched`: its inliers) -> (unit map, regions) as _fit gives
     them, or None where it is no copy's map (it shrinks or grows area too much, or the pictures barely overlap)."""
     det = abs(float(np.linalg.det(m[:, :2]))) * size_a[0] * size_a[1] / (size_b[0] * size_b[1])
@@ -159,8 +179,8 @@ def _framed(m: np.ndarray, matched: np.ndarray, good: list, xy_a: np.ndarray, xy
     if max(_area(in_a), _area(in_b)) < MIN_OVERLAP:
         return None
     regions = [_larger(in_a, in_b)]
-    span_a = _box(xy_a[[g.queryIdx for g, k in zip(good, matched) if k]])
-    span_b = _box(xy_b[[g.trainIdx for g, k in zip(good, matched) if k]])
+    span_a = _box(xy_a[good[matched, 0]])
+    span_b = _box(xy_b[good[matched, 1]])
     if max(_area(span_a), _area(span_b)) >= MIN_OVERLAP:
         regions.append(_larger(span_a, span_b))
     return unit, regions

@@ -137,3 +137,48 @@ def test_a_picture_inside_a_screenshot_groups_with_it_and_not_with_other_screens
     assert group_paths(cli.json("dupes")) == [{"original.jpg", "shot.png"}]
     q = cli.json("query", photos / "shot.png", "--exclude-self")
     assert [m["path"].rsplit("/", 1)[-1] for m in q["results"]] == ["original.jpg"]
+
+
+def test_a_pair_gets_one_verdict_whichever_picture_comes_first():
+    """A query lists its picture last and a report in catalog order: the verification of a pair must not depend on
+    which comes first (the ratio test and the fit asked one way round can keep other matches), or a query and
+    `dupes` disagree. Heavy crops, turns, brightness, blur and shrinks of textured pictures, both as they are and
+    mirrored."""
+    import io
+    import random
+
+    from PIL import ImageEnhance, ImageFilter
+
+    from simfind.geometry import geometric_distances
+    from simfind.pipeline import process_bytes
+    from simfind.records import FileRef
+    from simfind.verify import LOCAL_EDIT_BITS
+
+    def indexed(img: Image.Image, quality: int) -> tuple[bytes, np.ndarray]:
+        buf = io.BytesIO()
+        img.convert("RGB").save(buf, "JPEG", quality=quality)
+        r = process_bytes(FileRef("x.jpg", 0, 0), buf.getvalue())
+        return r.local, np.frombuffer(r.thumb, np.uint8).reshape(32, 32)
+
+    rng = random.Random(0)
+    verdicts = []
+    for seed in range(8):
+        img = textured(seed)
+        w, h = img.size
+        a = indexed(img, 90)
+        for _ in range(3):
+            cw, ch = int(w * rng.uniform(0.5, 0.8)), int(h * rng.uniform(0.5, 0.8))
+            x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+            edit = img.crop((x, y, x + cw, y + ch)).rotate(rng.uniform(-8, 8), resample=Image.BICUBIC)
+            edit = ImageEnhance.Brightness(edit).enhance(rng.uniform(0.6, 1.4))
+            edit = edit.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.5)))
+            edit = edit.resize((int(edit.width * rng.uniform(0.4, 0.9)), int(edit.height * rng.uniform(0.4, 0.9))))
+            b = indexed(edit, rng.randint(30, 90))
+            for mirror in (False, True):
+                one = geometric_distances([a[0], b[0]], np.stack([a[1], b[1]]), np.array([0]), np.array([1]),
+                                          np.array([mirror]), LOCAL_EDIT_BITS)
+                other = geometric_distances([b[0], a[0]], np.stack([b[1], a[1]]), np.array([0]), np.array([1]),
+                                            np.array([mirror]), LOCAL_EDIT_BITS)
+                verdicts.append(((bool(one[0][0]), int(one[1][0])), (bool(other[0][0]), int(other[1][0]))))
+    assert sum(one[0] for one, _other in verdicts) >= 12  # most of the upright pairs verify: the edits are copies
+    assert [one for one, _other in verdicts] == [other for _one, other in verdicts]
