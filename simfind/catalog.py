@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from .errors import IndexDamaged, IndexMissing, IndexUnreadable
+from .hashing import THUMB_SIDE
 from .records import Failure, Features, IndexedFile
 
 if TYPE_CHECKING:
@@ -84,8 +85,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# The last column is the thumbnail of a picture inside the picture, the last bytes of the packed local features
+# (local.py) where their flags (the header's fourth uint16, little-endian: 1 and 2 the only ones) have _INNER (2).
 _FILE_COLUMNS = ("id, path, size, mtime_ns, content_hash, width, height, phash, thumb, content_pixels, frame, camera,"
-                 " jpeg_quality, orientation")
+                 " jpeg_quality, orientation, CASE WHEN length(local) > 0 AND substr(local, 7, 1) IN (X'02', X'03')"
+                 f" THEN substr(local, -{THUMB_SIDE * THUMB_SIDE}) END")
 
 
 def under_clause(roots: Sequence[str]) -> tuple[str, list[str]]:

@@ -3,7 +3,8 @@
 The default keeper is the file a person would call the original. Edited copies give themselves away against the
 rest of the group: a copy shown turned while the others agree on one way up (a pixel rotation, an EXIF tag that
 turns it), or a copy that differs from the group's consensus in one region while agreeing elsewhere (a watermark,
-a logo, a caption drawn over the picture). Among the files that are not such copies: the strongest camera record
+a logo, a caption drawn over the picture), or a screenshot or canvas holding another file of the group inside a
+frame of its own (framed_copies). Among the files that are not such copies: the strongest camera record
 (EXIF as the camera wrote it, then camera EXIF an editor changed, then none: decode.camera_evidence), then the
 most picture pixels (letterbox bars and frames not counted; counts within a trim's precision are the same), then
 evidence_key (no bars or frame; camera EXIF; the higher JPEG quality estimated from the quantisation table, a
@@ -60,7 +61,7 @@ def original(files: Sequence[IndexedFile]) -> IndexedFile:
     copies writes a camera's untouched EXIF (they drop it, or keep it and set its DateTime to the edit's)."""
     if len(files) == 1:
         return files[0]
-    edited = edited_copies(files)
+    edited = edited_copies(files) | framed_copies(files)
     pool = [f for f in files if f.id not in edited] or list(files)
     best = max(f.camera or 0 for f in pool)
     pool = [f for f in pool if (f.camera or 0) == best]
@@ -96,6 +97,32 @@ def source_of(ranked: Sequence[IndexedFile]) -> IndexedFile:
         if resaved_from(current, candidate):
             best, current = f, candidate
     return best
+
+
+def framed_copies(files: Sequence[IndexedFile]) -> set[int]:
+    """Ids of the files that hold another file of the group inside a frame of their own: a screenshot, an app or
+    social frame, a canvas. The picture found inside the file (local.inner_box, its thumbnail) looks like another
+    content's whole thumbnail (verify.VERIFY_AGREEMENT, in any orientation). Such a file's screen or canvas adds
+    pixels and no picture, and a lossless screenshot would otherwise outrank a JPEG original on quality. A photo
+    whose subject merely stands out from a plain background holds no other file of its group."""
+    import numpy as np
+
+    from .orientations import DIHEDRAL, THUMB_SIDE, orient
+    from .verify import VERIFY_AGREEMENT, agreement
+
+    def grid(thumb: bytes) -> np.ndarray:
+        return np.frombuffer(thumb, np.uint8).reshape(THUMB_SIDE, THUMB_SIDE).astype(np.float32)
+
+    framed = set()
+    for f in files:
+        others = {g.content_hash: g.thumb for g in files if g.content_hash != f.content_hash and g.thumb}
+        if not f.inner_thumb or not others:
+            continue
+        wholes = np.stack([grid(t) for t in others.values()])
+        inner = grid(f.inner_thumb)
+        if any((agreement(orient(inner, k)[None], wholes) >= VERIFY_AGREEMENT).any() for k in range(len(DIHEDRAL))):
+            framed.add(f.id)
+    return framed
 
 
 def edited_copies(files: Sequence[IndexedFile]) -> set[int]:

@@ -167,8 +167,8 @@ def inner_box(grey: np.ndarray) -> tuple[float, float, float, float] | None:
     n, _labels, stats, _centres = cv2.connectedComponentsWithStats(busy, connectivity=8)
     if n < 2:
         return None
-    boxes = stats[1:, :4].astype(np.int64)
-    x, y, bw, bh = boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))].tolist()
+    stats = stats[1:].astype(np.int64)
+    x, y, bw, bh = stats[int(np.argmax(stats[:, cv2.CC_STAT_AREA])), :4].tolist()
     if not INNER_SHARE[0] <= bw * bh / (sw * sh) <= INNER_SHARE[1]:
         return None
     return x / sw, y / sh, (x + bw) / sw, (y + bh) / sh

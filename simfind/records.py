@@ -62,6 +62,9 @@ class IndexedFile:
     camera: int | None = None
     quality: int | None = None
     orientation: int | None = None
+    # the 32x32 grey thumbnail of a picture found inside this one (a screenshot, an app frame, a canvas:
+    # local.inner_box), None where none was
+    inner_thumb: bytes | None = field(default=None, repr=False)
 
     @property
     def pixels(self) -> int:

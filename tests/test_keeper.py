@@ -175,3 +175,22 @@ def test_camera_evidence_levels():
     assert camera_evidence(taken, (20, 20)) == CAMERA_EDITED
     taken[0x0132] = "2020:01:01 00:00:00"
     assert camera_evidence(taken, (10, 10)) == CAMERA_EDITED
+
+
+def test_a_screenshot_holding_the_picture_at_full_size_is_not_kept_over_the_original(tmp_path, cli):
+    """A browser screenshot (a PNG: lossless) with the photo pasted at its own size in a larger window: its window
+    and text are no picture pixels, and a picture inside a frame is a copy of it, as letterbox bars make one."""
+    from tests.test_local import textured
+
+    img = textured(7, (640, 480))
+    d = tmp_path / "photos"
+    save(img, d / "photo.jpg", quality=85)
+    shot = Image.new("RGB", (1280, 800), (242, 242, 242))
+    draw = ImageDraw.Draw(shot)
+    draw.rectangle((0, 0, 1280, 56), fill=(60, 60, 64))
+    for y in range(100, 760, 28):
+        draw.text((40, y), "lorem ipsum dolor sit amet, photo of the day", fill=(30, 30, 30))
+    shot.paste(img, (560, 150))
+    save(shot, d / "screenshot.png")
+    assert cli("index", str(d), "--no-clip").exit_code == 0
+    assert _keeper(cli, d) == "photo.jpg"
