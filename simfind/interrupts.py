@@ -24,7 +24,14 @@ def _stop(signum, frame) -> None:
     global _stopping
     _stopping = True
     ignore()
+    # The worker pool's own threads can fail while the stop tears the pool down (a worker gone mid-message): what
+    # they would print is a traceback about the stop the user asked for, never an error of the run.
+    threading.excepthook = _quiet
     raise KeyboardInterrupt
+
+
+def _quiet(args) -> None:
+    """threading.excepthook once the command is stopping: a background thread's failure is not shown."""
 
 
 def stopping() -> bool:
