@@ -3,7 +3,8 @@
 Rules: recursive; hidden files and folders (name starting with '.') are skipped unless `hidden`;
 `exclude` globs are matched against the name, the path relative to the root and the absolute path.
 Symlinks are followed, but no folder is entered twice and no file is listed twice (same device and
-inode), so a link loop ends and a file reached by two routes (or a hard link) counts once.
+inode), so a link loop ends and a file reached by two routes (or a hard link) counts once: by its own path
+where one of the routes is that (a link to a file is not the file a report should name, nor one to act on).
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class ScanResult:
     failures: list[Failure] = field(default_factory=list)
 
 
+def _direct(path: str) -> bool:
+    """Whether `path` names the file itself, through no symlink (asked only of a file reached twice)."""
+    return os.path.realpath(path) == os.path.abspath(path)
+
+
 def _excluded(patterns: tuple[str, ...], name: str, rel: str, abspath: str) -> bool:
     return any(
         fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(abspath, p) for p in patterns
@@ -52,25 +58,27 @@ def scan(
     patterns = tuple(exclude)
     result = ScanResult()
     seen_dirs: set[tuple[int, int]] = set()
-    seen_files: set[tuple[int, int]] = set()
+    seen_files: dict[tuple[int, int], int] = {}  # (device, inode) -> its place in result.files
+
+    def found(path: str, st: os.stat_result) -> None:
+        key = (st.st_dev, st.st_ino)
+        at = seen_files.get(key)
+        if at is None:
+            seen_files[key] = len(result.files)
+            result.files.append(FileRef(path, st.st_size, st.st_mtime_ns))
+        elif _direct(path) and not _direct(result.files[at].path):  # the file itself after a link to it
+            result.files[at] = FileRef(path, st.st_size, st.st_mtime_ns)
+
     for root in roots:
         root = os.path.abspath(root)
         if os.path.isfile(root):
-            st = os.stat(root)
-            key = (st.st_dev, st.st_ino)
-            if key not in seen_files:
-                seen_files.add(key)
-                result.files.append(FileRef(root, st.st_size, st.st_mtime_ns))
+            found(root, os.stat(root))
             continue
         for entry_path, st, err in _walk(root, hidden, patterns, seen_dirs):
             if err is not None:
                 result.failures.append(Failure(FileRef(entry_path, 0, 0), err))
                 continue
-            key = (st.st_dev, st.st_ino)
-            if key in seen_files:
-                continue
-            seen_files.add(key)
-            result.files.append(FileRef(entry_path, st.st_size, st.st_mtime_ns))
+            found(entry_path, st)
             if on_found is not None and len(result.files) % 500 == 0:
                 on_found(len(result.files))
     result.files.sort(key=lambda f: f.path)

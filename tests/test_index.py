@@ -111,6 +111,21 @@ def test_symlink_loops_end_and_linked_files_count_once(photos, cli):
     assert len(files) == 14  # nothing twice, and the loop ended
 
 
+def test_a_file_and_a_link_to_it_are_listed_by_the_file_s_own_path(tmp_path, cli):
+    """The link sorts first (`copies/` before `originals/`): the report must still name, keep and act on the
+    file, never on the link in its place."""
+    lib = tmp_path / "lib"
+    save(picture(1), lib / "originals" / "x.jpg")
+    shutil.copyfile(lib / "originals" / "x.jpg", lib / "originals" / "x_copy.jpg")
+    (lib / "copies").mkdir()
+    os.symlink(lib / "originals" / "x.jpg", lib / "copies" / "link.jpg")
+    assert cli("index", lib, "--quiet", "--no-clip").exit_code == 0
+    assert sorted(os.path.relpath(f.path, lib) for f in _catalog_files(cli.index_dir)) == [
+        "originals/x.jpg", "originals/x_copy.jpg"]
+    (group,) = cli.json("dupes", lib)["groups"]
+    assert {os.path.relpath(f["path"], lib) for f in group["files"]} == {"originals/x.jpg", "originals/x_copy.jpg"}
+
+
 def _catalog_files(index_dir):
     from simfind.catalog import Catalog
 
