@@ -361,7 +361,9 @@ def dupes_cmd(
         Optional[float],
         typer.Option(
             "--threshold", "-t", min=0.0, max=1.0,
-            help="Similarity in [0, 1] a pair needs to count (1.0 = identical). Default: tuned per --by.",
+            help="Similarity in [0, 1] a pair needs to count (1.0 = identical). Default: tuned per --by. By hash, "
+                 "a pair must first pass verification (its pictures agree once any crop, turn or frame is undone): "
+                 "below the default few more pairs count.",
             show_default=False,
         ),
     ] = None,

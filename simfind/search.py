@@ -44,8 +44,9 @@ def search(idx: IndexDir, label: str, *, data: bytes | None = None, k: int = 10,
     spec = catalog.get_meta("model") if catalog.has_embeddings() else None
     if not spec and not is_image:  # one answer, whether or not the index holds any files
         raise UsageError(f"a text query ({label!r} is not an image file) needs CLIP embeddings, which this "
-                         "index does not have: index the folders again without --no-clip (the model's weights "
-                         "must be available) to search by text")
+                         "index does not have (it was made by hashes only: with --no-clip, or without the model's "
+                         "weights at hand); run `simfind index DIR` again with the weights available (--model) to "
+                         "search by text")
     total = idx.cached("files", catalog.file_count)  # a scan of the content-hash index: once per batch
     if not total:
         return QueryReport(label, "clip" if spec else "hash", (), threshold, 0)

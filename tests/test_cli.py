@@ -305,6 +305,6 @@ def test_a_mistyped_image_path_is_no_such_file_not_a_text_query(small_set, cli):
         result = cli("query", missing)
         assert result.exit_code == 2 and "no such image file" in result.stderr, (missing, result.stderr)
     text = cli("query", "a red car on a bridge")
-    assert "needs CLIP" in text.stderr and "without --no-clip" in text.stderr  # names the fix
+    assert "needs CLIP" in text.stderr and "with the weights available" in text.stderr  # names the fix
     folder = cli("query", small_set / "one")
     assert folder.exit_code == 2 and "is a folder" in folder.stderr and "no such" not in folder.stderr
