@@ -34,6 +34,10 @@ MAX_SCALE = 1 / INNER_SHARE[0]
 MIN_OVERLAP = 0.2
 # With this many corners on each side a copy always keeps MIN_INLIERS of them under one map.
 CONFIDENT_FEATURES = 128
+# The ratio test asked from one picture drops a corner whose next best there is close, which asked from the other
+# picture can pass: where one side keeps this many matches and no map, the other side is asked too. Unrelated
+# pictures rarely keep even this many (half of MIN_INLIERS), so the second look costs about a tenth of `dupes`.
+SECOND_LOOK = MIN_INLIERS // 2
 
 
 def geometric_distances(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, mirror: np.ndarray,
@@ -133,13 +137,23 @@ def _fit(cv2, matcher, fa: tuple, fb: tuple) -> list:
     whether that picture is B: where the two overlap, and where the matches lie when they span a good part of one
     picture (an edit at the edges, a vignette or filled corners, then weighs less). Two maps are fitted: a full
     affine one (a squash, a perspective) and a similarity (scale, turn and shift: most copies), which is better
-    determined where the matches crowd into part of the picture; the thumbnails decide which lays them closer."""
-    (xy_a, des_a, size_a), (xy_b, des_b, size_b) = fa, fb
-    if len(des_a) < MIN_INLIERS or len(des_b) < MIN_INLIERS:
+    determined where the matches crowd into part of the picture; the thumbnails decide which lays them closer.
+    The matches are A's ratio-tested nearest corners in B, and B's in A as well where A's alone fit no map
+    (SECOND_LOOK)."""
+    if len(fa[1]) < MIN_INLIERS or len(fb[1]) < MIN_INLIERS:
         return []
-    good = _matches(matcher, des_a, des_b)
-    if len(good) < MIN_INLIERS:
-        return []
+    good = _matches(matcher, fa[1], fb[1])
+    fits = _fitted(cv2, good, fa, fb) if len(good) >= MIN_INLIERS else []
+    if not fits and len(good) >= SECOND_LOOK:
+        both = np.unique(np.concatenate((good, _matches(matcher, fb[1], fa[1])[:, ::-1])), axis=0)
+        if len(both) > len(good):
+            fits = _fitted(cv2, both, fa, fb)
+    return fits
+
+
+def _fitted(cv2, good: np.ndarray, fa: tuple, fb: tuple) -> list:
+    """_fit's maps for the matches `good` ((k, 2) rows: corner of A, corner of B)."""
+    (xy_a, _des_a, size_a), (xy_b, _des_b, size_b) = fa, fb
     pa = xy_a[good[:, 0]] * np.float32(size_a)
     pb = xy_b[good[:, 1]] * np.float32(size_b)
     tolerance = REPROJECTION * max(*size_a, *size_b)
