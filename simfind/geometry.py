@@ -45,29 +45,15 @@ def geometric_distances(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j
     """For candidate pairs (i[k], j[k]) of pictures with packed local features `blobs` and thumbnails `thumbs`
     (n, 32, 32), picture i seen in the mirror where `mirror[k]`: (verified, distance): whether the pair is one
     picture by geometry, and its pHash distance over the matched region (a local edit, agreeing almost exactly
-    outside one region, is credited `local_bits` as verify.near_pairs credits it). Each pair is matched with the
-    picture of fewer corners asking (_canonical); where the maps it gives lay the thumbnails over each other
-    without agreeing anywhere, the other picture asks too (RANSAC from its side can settle on the right map)."""
+    outside one region, is credited `local_bits` as verify.near_pairs credits it)."""
     cv2 = opencv()
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     ok = np.zeros(len(i), bool)
     dist = np.full(len(i), 64, np.int64)
-    feats = _Unpacked(blobs)
-    ordered = [(k, *_canonical(blobs, a, b), m)
-               for k, (a, b, m) in enumerate(zip(i.tolist(), j.tolist(), np.asarray(mirror, bool).tolist()))]
-    fitted = _compared(cv2, matcher, feats, thumbs, ordered, ok, dist, local_bits)
-    again = [(k, b, a, m) for k, a, b, m in ordered if k in fitted and not ok[k]]
-    if again:
-        _compared(cv2, matcher, feats, thumbs, again, ok, dist, local_bits)
-    return ok, dist
-
-
-def _compared(cv2, matcher, feats: _Unpacked, thumbs: np.ndarray, pairs: list, ok: np.ndarray, dist: np.ndarray,
-              local_bits: int) -> set[int]:
-    """geometric_distances for `pairs` (k, a, b, mirror), A asking: sets ok[k] where they pass and lowers dist[k]
-    to their distance; returns the k that have a fit."""
     seen_a, seen_b, rows = [], [], []
-    for k, a, b, m in pairs:
+    feats = _Unpacked(blobs)
+    for k, (a, b, m) in enumerate(zip(i.tolist(), j.tolist(), np.asarray(mirror, bool).tolist())):
+        a, b = _canonical(blobs, a, b)
         fits = _fit(cv2, matcher, feats[a, m], feats[b, False])
         if not fits:
             continue
@@ -88,7 +74,7 @@ def _compared(cv2, matcher, feats: _Unpacked, thumbs: np.ndarray, pairs: list, o
         d = np.where(passed, np.maximum(np.where(local, d - local_bits, d), 1), 64)
         np.minimum.at(dist, rows, d)  # the closer of its regions
         ok[rows[passed]] = True
-    return set(np.unique(rows).tolist()) if len(rows) else set()
+    return ok, dist
 
 
 def refuted(blobs: list[bytes], thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, mirror: np.ndarray) -> np.ndarray:
