@@ -112,7 +112,8 @@ def frame_candidates(
 # keeps its word of b bits in a table with probability (1 - d/256)^b: at d = 30 and b = 26 (a few thousand
 # pictures) about 0.04, so a heavily edited copy's few dozen surviving corners share a handful of words per table.
 # Six tables raise that where four left such copies below LOCAL_MIN_VOTES (bench_quality: recall 0.938 with four,
-# 0.945 with six, 0.946 with eight; each table is one more sort of the postings, and more chance candidates to verify).
+# 0.945 with six, 0.946 with eight; each table is one more sort of the postings, and more chance candidates to verify:
+# on 10,000 generated collages six tables propose 19.8k pairs where four proposed 10.3k).
 LOCAL_TABLES = 6
 LOCAL_OCCUPANCY = 1 / 16
 LOCAL_STOP_WORD = 32
