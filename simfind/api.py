@@ -115,7 +115,8 @@ def _update(idx: IndexDir, roots: list[str], found: ScanResult, model: LazyModel
     failures = (*found.failures, *failed)
     return IndexReport(scanned=len(found.files), unchanged=todo.unchanged, added=todo.added, updated=todo.updated,
                        renamed=len(todo.renames), removed=len(todo.removals), failed=len(failures),
-                       failures=failures, embedded=embedded, refreshed=todo.refreshed)
+                       failures=failures, embedded=embedded, refreshed=todo.refreshed,
+                       errors=len(catalog.errors(roots)))
 
 
 def duplicates(

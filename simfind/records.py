@@ -113,6 +113,7 @@ class IndexReport:
     failures: tuple[Failure, ...]
     embedded: int = 0  # unchanged files that got the CLIP embedding they lacked
     refreshed: int = 0  # unchanged files decoded again because an older simfind kept less of them
+    errors: int = 0  # files under the indexed folders recorded as errors once the run is done (earlier runs' too)
 
 
 @dataclass(frozen=True)

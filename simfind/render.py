@@ -140,8 +140,12 @@ def index_summary(report: IndexReport, index_dir: str, seconds: float | None = N
     if report.refreshed:
         parts.append(f"{report.refreshed:,} re-read for this simfind version")
     line = "indexed: " + ", ".join(parts)
-    if report.failed:
-        line += f"; {counted(report.failed, 'file')} could not be read (simfind info --errors)"
+    older = report.errors - report.failed  # unchanged since an earlier run recorded them: still not indexed
+    said = [f"{counted(report.failed, 'file')} could not be read"] if report.failed else []
+    if older > 0:
+        said.append(f"{counted(older, 'file') if not said else f'{older:,} more'} recorded as errors earlier")
+    if said:
+        line += "; " + ", ".join(said) + " (simfind info --errors)"
     if seconds is not None:
         line += f"; {seconds:.1f} s"
     return line + f" -> {index_dir}"

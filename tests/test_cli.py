@@ -127,6 +127,9 @@ def test_bad_files_are_recorded_counted_and_listed(tmp_path, cli):
     assert f"{len(BAD_FILES) + 1} files could not be read" in index.stderr
     d = cli.json("dupes")
     assert d["stats"]["errors"] == len(BAD_FILES) + 1 and len(d["groups"]) == 1
+    again = cli("index", root, "--no-clip")  # nothing changed: the files are still not indexed, and it says so
+    assert (f"8 unchanged; 1 file could not be read, {len(BAD_FILES)} more recorded as errors earlier "
+            "(simfind info --errors)") in again.stderr  # the dangling link is found (and fails) by every scan
     info = json.loads(cli("info", "--errors", "--format", "json").stdout)
     reasons = {Path(e["path"]).name: e["reason"] for e in info["error_files"]}
     assert set(reasons) == {f"{k.replace(' ', '_')}.jpg" for k in BAD_FILES} | {"dangling.jpg"}
