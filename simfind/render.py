@@ -327,7 +327,7 @@ main{padding:12px 16px}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;margin:0 0 12px;padding:8px 10px}
 .card h2{font-size:14px;margin:0 0 6px;color:#3f3f46}
 .files{display:flex;flex-wrap:wrap;gap:10px}
-figure{margin:0;width:160px;font-size:12px;word-break:break-all}
+figure{margin:0;width:160px;font-size:12px;overflow-wrap:anywhere}
 figure img{width:160px;height:160px;object-fit:contain;background:#e4e4e7;display:block}
 figure.keep img{outline:3px solid #16a34a}
 .badge{display:inline-block;background:#16a34a;color:#fff;border-radius:3px;padding:0 4px;font-size:11px}

@@ -281,7 +281,7 @@ h1{font-size:1.3rem}form{display:flex;gap:.6rem;flex-wrap:wrap;align-items:cente
 #query img{max-height:200px;border:1px solid #ccc}
 #results{display:flex;flex-wrap:wrap;gap:1rem;margin-top:1rem}
 figure{margin:0;width:170px}figure img{width:160px;height:160px;object-fit:contain;background:#f4f4f4}
-figcaption{font-size:12px;word-break:break-all}.sim{font-weight:600}#status{color:#a00}
+figcaption{font-size:12px;overflow-wrap:anywhere}.sim{font-weight:600}#status{color:#a00}
 </style></head><body>
 <h1>simfind: find this picture in the index</h1>
 <form id="f">
