@@ -85,11 +85,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# The last column is the thumbnail of a picture inside the picture, the last bytes of the packed local features
-# (local.py) where their flags (the header's fourth uint16, little-endian: 1 and 2 the only ones) have _INNER (2).
 _FILE_COLUMNS = ("id, path, size, mtime_ns, content_hash, width, height, phash, thumb, content_pixels, frame, camera,"
-                 " jpeg_quality, orientation, CASE WHEN length(local) > 0 AND substr(local, 7, 1) IN (X'02', X'03')"
-                 f" THEN substr(local, -{THUMB_SIDE * THUMB_SIDE}) END")
+                 " jpeg_quality, orientation")
 
 
 def under_clause(roots: Sequence[str]) -> tuple[str, list[str]]:
@@ -289,6 +286,15 @@ class Catalog:
             part = values[start:start + 30_000]
             out += self.conn.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall()
         return out
+
+    def inner_thumbs(self, ids: Sequence[int]) -> dict[int, bytes]:
+        """id -> the 32x32 thumbnail of the picture found inside the file (a screenshot's, a canvas's: the last bytes
+        of its packed local features, local.py, where their flags, the header's fourth uint16, little-endian, have
+        _INNER = 2 set; 1 and 2 are the only flags), for the files among `ids` that have one. Read for a few files
+        at a time: it reads each one's whole local features."""
+        sql = (f"SELECT id, substr(local, -{THUMB_SIDE * THUMB_SIDE}) FROM files WHERE length(local) > 0 AND "
+               "substr(local, 7, 1) IN (X'02', X'03') AND id IN ({marks})")
+        return dict(self._where_in(sql, ids))
 
     def files_by_id(self, ids: Sequence[int]) -> list[IndexedFile]:
         sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE error IS NULL AND id IN ({{marks}})"

@@ -65,7 +65,20 @@ def _groups_of(idx: IndexDir, files, mode: str, threshold: float, vectors: dict,
                             runner=runner, proposed=_proposed(idx, nodes))
     if mode in ("clip", "auto") and vectors:
         pairs += clip_pairs(reps, vectors, threshold)
-    return make_groups(nodes, pairs, keeper=keeper, similarity=Similarity(vectors, local))
+    return make_groups(_with_inner_pictures(idx, nodes, pairs), pairs, keeper=keeper,
+                       similarity=Similarity(vectors, local))
+
+
+def _with_inner_pictures(idx: IndexDir, nodes: list[list], pairs: list) -> list[list]:
+    """`nodes`, each file in a pair given the thumbnail of the picture inside it (for the keeper: a screenshot
+    holding another file of its group is a copy), read for those files only."""
+    from dataclasses import replace
+
+    paired = {k for i, j, _s in pairs for k in (i, j)}
+    inner = idx.catalog.inner_thumbs([f.id for k in paired for f in nodes[k]])
+    if not inner:
+        return nodes
+    return [[replace(f, inner_thumb=inner[f.id]) if f.id in inner else f for f in node] for node in nodes]
 
 
 def _proposed(idx: IndexDir, nodes: list[list]):

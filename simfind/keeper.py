@@ -113,14 +113,18 @@ def framed_copies(files: Sequence[IndexedFile]) -> set[int]:
     def grid(thumb: bytes) -> np.ndarray:
         return np.frombuffer(thumb, np.uint8).reshape(THUMB_SIDE, THUMB_SIDE).astype(np.float32)
 
+    holders = [f for f in files if f.inner_thumb]
+    if not holders:
+        return set()
+    contents = {f.content_hash: f.thumb for f in files if f.thumb}
+    keys = list(contents)
+    wholes = np.stack([grid(contents[c]) for c in keys])
     framed = set()
-    for f in files:
-        others = {g.content_hash: g.thumb for g in files if g.content_hash != f.content_hash and g.thumb}
-        if not f.inner_thumb or not others:
-            continue
-        wholes = np.stack([grid(t) for t in others.values()])
+    for f in holders:
+        others = wholes[[c != f.content_hash for c in keys]]
         inner = grid(f.inner_thumb)
-        if any((agreement(orient(inner, k)[None], wholes) >= VERIFY_AGREEMENT).any() for k in range(len(DIHEDRAL))):
+        if len(others) and any((agreement(orient(inner, k)[None], others) >= VERIFY_AGREEMENT).any()
+                               for k in range(len(DIHEDRAL))):
             framed.add(f.id)
     return framed
 

@@ -63,7 +63,7 @@ class IndexedFile:
     quality: int | None = None
     orientation: int | None = None
     # the 32x32 grey thumbnail of a picture found inside this one (a screenshot, an app frame, a canvas:
-    # local.inner_box), None where none was
+    # local.inner_box), where it was read (catalog.inner_thumbs: dupes reads it for files in a pair); else None
     inner_thumb: bytes | None = field(default=None, repr=False)
 
     @property
